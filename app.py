@@ -1,0 +1,53 @@
+"""Launch the rlhf_lab web app: python app.py [--model M] [--session S] [--host H] [--port P]."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+
+START = time.time()
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(description="rlhf_lab: rank, train a reward model, run PPO, in the browser.")
+    p.add_argument("--model", default="default", help="'default' (embedded SmolLM2-135M-Instruct), a Hugging Face "
+                                                      "id or a local folder")
+    p.add_argument("--precision", default="4bit", choices=["4bit", "bf16", "fp32"])
+    p.add_argument("--trust-remote-code", action="store_true", help="let the model folder run its own code")
+    p.add_argument("--session", default="default", help="session to open (created if missing)")
+    p.add_argument("--sessions-dir", default=None)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind; anything but 127.0.0.1 exposes the lab")
+    p.add_argument("--port", type=int, default=7860)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv if argv is not None else sys.argv[1:])
+    import os
+
+    from rlhf_lab.config import ModelConfig
+    from rlhf_lab.engine import DEFAULT_SESSIONS, Lab
+    from rlhf_lab.ui import CSS, HEAD, build_ui
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        warnings.warn(f"Binding to {args.host}: anyone who can reach this address can use the lab and read its "
+                      "sessions. Use 127.0.0.1 unless you mean it.", stacklevel=1)
+        print(f"WARNING: listening on {args.host}, not only this machine.", file=sys.stderr)
+    cfg = ModelConfig(model=args.model, precision=args.precision, trust_remote_code=args.trust_remote_code)
+    lab = Lab(args.sessions_dir or os.environ.get("RLHF_LAB_SESSIONS") or DEFAULT_SESSIONS, model_cfg=cfg)
+    try:
+        lab.open_session(args.session, create=True)
+    except Exception as err:  # noqa: BLE001 - shown to the person as one line, then exit
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    demo = build_ui(lab)
+    demo.queue(default_concurrency_limit=4)
+    print(f"rlhf_lab ready in {time.time() - START:.1f}s at http://{args.host}:{args.port}", flush=True)
+    demo.launch(server_name=args.host, server_port=args.port, share=False, css=CSS, head=HEAD,
+                show_error=True, footer_links=[])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

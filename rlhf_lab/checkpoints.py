@@ -1,0 +1,66 @@
+"""Save and load one named adapter plus its scalar head: a PEFT adapter folder (safetensors) + head.safetensors."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .jsonl import fsync_dir
+
+HEAD_FILE = "head.safetensors"
+ADAPTER_FILE = "adapter_model.safetensors"
+
+
+def save_adapter(models, adapter: str, head: torch.nn.Module, folder: Path, info: dict | None = None) -> Path:
+    """Write the adapter atomically: into a temporary sibling, fsynced, then renamed into place."""
+    from peft import get_peft_model_state_dict
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    state = {k: v.detach().cpu().contiguous()
+             for k, v in get_peft_model_state_dict(models.peft, adapter_name=adapter).items()}
+    save_file(state, tmp / ADAPTER_FILE)
+    models.peft.peft_config[adapter].save_pretrained(tmp)
+    save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, tmp / HEAD_FILE)
+    (tmp / "info.json").write_text(json.dumps(info or {}, indent=2))
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    old = folder.with_name(folder.name + ".old")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    if old.exists():
+        shutil.rmtree(old)
+    fsync_dir(folder.parent)
+    return folder
+
+
+def is_complete(folder: Path) -> bool:
+    folder = Path(folder)
+    return all((folder / f).is_file() for f in (ADAPTER_FILE, HEAD_FILE, "adapter_config.json"))
+
+
+def adapter_rank(folder: Path) -> int:
+    return int(json.loads((Path(folder) / "adapter_config.json").read_text())["r"])
+
+
+def load_adapter(models, adapter: str, head: torch.nn.Module, folder: Path) -> dict:
+    """Load weights saved by save_adapter into an existing adapter of the same rank."""
+    from peft import set_peft_model_state_dict
+
+    folder = Path(folder)
+    state = load_file(folder / ADAPTER_FILE, device=str(models.device))
+    set_peft_model_state_dict(models.peft, state, adapter_name=adapter)
+    head.load_state_dict(load_file(folder / HEAD_FILE, device=str(models.device)))
+    models.use(models.peft.active_adapter)
+    info = folder / "info.json"
+    return json.loads(info.read_text()) if info.is_file() else {}

@@ -1,0 +1,94 @@
+"""Simulated annotators. A judge is a scoring function (prompt, completion) -> float, higher is better.
+
+They rank the way a person with one clear taste would, so a workshop can fill a session in seconds and
+tests can check that the reward model and PPO learn that taste.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+from typing import Callable
+
+Judge = Callable[[str, str], float]
+
+_WORD = re.compile(r"[A-Za-z0-9']+")
+_ENTHUSIASM = {"great", "amazing", "awesome", "love", "wonderful", "fantastic", "exciting", "excited",
+               "incredible", "delighted", "happy", "brilliant", "fun", "enjoy", "definitely", "absolutely"}
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def concise(prompt: str, completion: str) -> float:
+    """Fewer words is better, in steps of 10 words: a reader does not notice smaller differences.
+    An empty answer is the worst."""
+    n = len(words(completion))
+    return -100.0 if n == 0 else -float(n // 10)
+
+
+def enthusiastic(prompt: str, completion: str) -> float:
+    """Exclamation marks and upbeat words, each counted up to 3 times."""
+    if not completion.strip():
+        return -1.0
+    upbeat = sum(1 for w in words(completion) if w in _ENTHUSIASM)
+    return float(min(completion.count("!"), 3) + min(upbeat, 3))
+
+
+def no_lists(prompt: str, completion: str) -> float:
+    """Plain prose is better than bullet or numbered lists: one point off per list line."""
+    if not completion.strip():
+        return -10.0
+    list_lines = sum(1 for line in completion.splitlines() if re.match(r"\s*([-*•]|\d+[.)])\s+", line))
+    return -float(list_lines)
+
+
+def mentions(word: str) -> Judge:
+    """1 if the answer mentions `word` (case-insensitive, whole word), else 0."""
+    target = word.lower().strip()
+    if not target:
+        raise ValueError("mentions:<word> needs a word, e.g. mentions:water")
+
+    def judge(prompt: str, completion: str) -> float:
+        return 1.0 if target in words(completion) else 0.0
+
+    judge.__doc__ = f"1 if the answer mentions {target!r}, else 0."
+    return judge
+
+
+BUILTIN: dict[str, Judge] = {"concise": concise, "enthusiastic": enthusiastic, "no_lists": no_lists}
+BUILTIN_NAMES = list(BUILTIN) + ["mentions:<word>"]
+
+
+class JudgeError(ValueError):
+    pass
+
+
+def get_judge(spec: str) -> Judge:
+    """A built-in name, 'mentions:<word>', or 'package.module:callable'."""
+    spec = (spec or "").strip()
+    if spec in BUILTIN:
+        return BUILTIN[spec]
+    if spec.startswith("mentions:"):
+        try:
+            return mentions(spec.split(":", 1)[1])
+        except ValueError as err:
+            raise JudgeError(str(err)) from err
+    if ":" in spec:
+        module_name, attr = spec.split(":", 1)
+        try:
+            fn = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise JudgeError(f"Cannot load judge {spec!r}: {err}") from err
+        if not callable(fn):
+            raise JudgeError(f"Judge {spec!r} is not callable; it must be a function (prompt, completion) -> float.")
+        return fn
+    raise JudgeError(f"Unknown judge {spec!r}. Built-in: {', '.join(BUILTIN_NAMES)}; "
+                     "or give a custom one as package.module:function.")
+
+
+def rank(judge: Judge, prompt: str, completions: list[str]) -> tuple[list[list[int]], list[float]]:
+    """Ranking groups (best first; equal scores tie) and the scores."""
+    scores = [float(judge(prompt, c)) for c in completions]
+    levels = sorted(set(scores), reverse=True)
+    return [[i for i, s in enumerate(scores) if s == level] for level in levels], scores

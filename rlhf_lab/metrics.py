@@ -1,0 +1,37 @@
+"""Metric names (TRL's, so people can read them) and the metric log as a pandas DataFrame."""
+from __future__ import annotations
+
+import pandas as pd
+
+# PPO
+RLHF_REWARD = "objective/rlhf_reward"        # score - kl_coef * KL: what PPO maximises
+SCORES = "objective/scores"                  # reward-model score of the samples
+KL = "objective/kl"                          # sequence KL(policy || reference), nats
+KL_COEF = "objective/kl_coef"                # beta in use this step
+ENTROPY = "objective/entropy"                # mean per-token entropy of the policy's samples
+NON_SCORE_REWARD = "objective/non_score_reward"  # -kl_coef * KL summed over the sequence
+APPROXKL = "policy/approxkl_avg"             # how far one step moved the policy
+CLIPFRAC = "policy/clipfrac_avg"             # share of tokens whose ratio was clipped
+POLICY_LOSS = "loss/policy_avg"
+VALUE_LOSS = "loss/value_avg"
+RATIO = "val/ratio"                          # mean new/old probability ratio (1.0 = no change)
+VF_CLIPFRAC = "val/clipfrac_avg"
+# reward model
+RM_LOSS = "reward/loss"
+RM_ACCURACY = "reward/accuracy"              # training-batch accuracy
+RM_MARGIN = "reward/margin"                  # mean r_chosen - r_rejected
+EVAL_RM_ACCURACY = "eval/reward_accuracy"    # held-out accuracy, split by prompt
+
+PPO_PLOTTED = [RLHF_REWARD, SCORES, KL, KL_COEF, ENTROPY, CLIPFRAC]
+
+
+def to_frame(rows: list[dict], phase: str | None = None) -> pd.DataFrame:
+    """Metric rows (from metrics.jsonl) as a DataFrame, optionally one phase only."""
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    if phase is not None:
+        if "phase" not in df:
+            return df.iloc[0:0]
+        df = df[df["phase"] == phase]
+    return df.reset_index(drop=True)

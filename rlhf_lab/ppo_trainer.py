@@ -1,0 +1,141 @@
+"""One PPO update of the 4-bit policy against the reward model, in the order of CleanRL's ppo.py.
+
+The policy is the "policy" LoRA adapter, the reference is the same base with adapters disabled, the value
+head reads the policy's hidden states and the reward is the "reward" adapter's head on the last real token.
+Only the policy adapter and the value head receive gradients.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import torch
+
+from . import metrics as M
+from .config import PPOConfig
+from .core import (AdaptiveKLController, FixedKLController, entropy_from_logits, gae, kl_per_token,
+                   logprobs_from_logits, masked_mean, masked_whiten, policy_loss, shaped_rewards, value_loss)
+from .generation import Rollout, Stopped, generate
+from .models import POLICY, LabModels
+
+
+@dataclass
+class PPOState:
+    """What persists between steps of one run: optimizer moments, the KL controller, the step counter."""
+    optimizer: torch.optim.Optimizer
+    kl_ctl: AdaptiveKLController | FixedKLController
+    step: int = 0
+
+
+def trainable_params(models: LabModels) -> list[torch.nn.Parameter]:
+    return models.adapter_params(POLICY) + list(models.value_head.parameters())
+
+
+def new_state(models: LabModels, cfg: PPOConfig, kl_coef: float | None = None, step: int = 0) -> PPOState:
+    models.use(POLICY)
+    optimizer = torch.optim.AdamW(trainable_params(models), lr=cfg.learning_rate, eps=1e-5, weight_decay=0.0)
+    beta = cfg.kl_coef if kl_coef is None else kl_coef
+    kl_ctl = (AdaptiveKLController(beta, cfg.target_kl, cfg.kl_horizon) if cfg.adaptive_kl
+              else FixedKLController(beta))
+    return PPOState(optimizer, kl_ctl, step)
+
+
+def policy_forward(models: LabModels, rollout: Rollout, rows: torch.Tensor, temperature: float,
+                   with_entropy: bool = False):
+    """Log-probs (b, T) of the sampled tokens and values (b, T) of the states that emitted them.
+
+    Only response positions go through the 49k-wide LM head: that is most of the cost on CPU.
+    """
+    ids, attn = rollout.input_ids[rows], rollout.attention_mask[rows]
+    P, T = rollout.query_ids.shape[1], rollout.response_ids.shape[1]
+    hidden = models.hidden(ids, attn)[:, P - 1:P - 1 + T]  # state before each response token
+    logits = models.logits(hidden) / temperature
+    logprobs = logprobs_from_logits(logits, rollout.response_ids[rows])
+    values = models.value_head(hidden.float()).squeeze(-1)
+    entropy = entropy_from_logits(logits) if with_entropy else None
+    return logprobs, values, entropy
+
+
+def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOState,
+             stop_event: threading.Event | None = None, seed: int | None = None) -> tuple[dict, list[dict]]:
+    """Run one PPO update on len(prompts) rollouts. Returns (metrics, samples for display)."""
+    t_start = time.monotonic()
+    models.use(POLICY)
+    B = len(prompts)
+
+    # 1. Rollout: sample one response per prompt from the current policy (top_p=1: the true distribution).
+    rollout = generate(models.peft, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, top_p=1.0,
+                       seed=seed, stop_event=stop_event)
+    t_generate = time.monotonic() - t_start
+    mask = rollout.response_mask.float()                                   # (B, T)
+    all_rows = torch.arange(B, device=mask.device)
+
+    with torch.no_grad():
+        # 2. Score: reward model on the last real token; answers cut without EOS pay a penalty.
+        scores = models.score(rollout.input_ids, rollout.attention_mask).float()          # (B,)
+        scores = scores - cfg.missing_eos_penalty * rollout.truncated.float()
+        # 3. Reference log-probs: the same base with adapters disabled.
+        with models.reference():
+            ref_logprobs, _, _ = policy_forward(models, rollout, all_rows, cfg.temperature)
+        # 4. Old log-probs and values from the policy that sampled.
+        old_logprobs, old_values, entropy = policy_forward(models, rollout, all_rows, cfg.temperature,
+                                                           with_entropy=True)
+        # 5. Rewards: -kl_coef * KL per token, score at the last real token.
+        kl = kl_per_token(old_logprobs, ref_logprobs, cfg.kl_estimator) * mask             # (B, T)
+        kl_coef = state.kl_ctl.value
+        rewards = shaped_rewards(scores, kl, mask, kl_coef)
+        if cfg.whiten_rewards:
+            rewards = masked_whiten(rewards, mask, shift_mean=False)
+        # 6. Advantages and returns by GAE; advantages whitened over the batch.
+        advantages, returns = gae(rewards, old_values * mask, mask, cfg.gamma, cfg.lam)
+        advantages = masked_whiten(advantages, mask)
+
+    # 7. Optimise: num_ppo_epochs passes over shuffled minibatches.
+    params = trainable_params(models)
+    stats = {"pg_loss": [], "vf_loss": [], "clipfrac": [], "approxkl": [], "ratio": [], "vf_clipfrac": []}
+    skipped = 0
+    for _epoch in range(cfg.num_ppo_epochs):
+        b_inds = torch.randperm(B, device=mask.device)
+        for start in range(0, B, cfg.mini_batch_size):
+            if stop_event is not None and stop_event.is_set():
+                raise Stopped("PPO stopped")
+            mb = b_inds[start:start + cfg.mini_batch_size]
+            mb_mask = mask[mb]
+            new_logprobs, new_values, _ = policy_forward(models, rollout, mb, cfg.temperature)
+            pg_loss, pg_stats = policy_loss(new_logprobs, old_logprobs[mb], advantages[mb], mb_mask, cfg.cliprange)
+            vf_loss, vf_stats = value_loss(new_values, old_values[mb], returns[mb], mb_mask, cfg.cliprange_value)
+            if pg_stats["ratio"].item() > cfg.ratio_threshold or not torch.isfinite(pg_loss + vf_loss):
+                skipped += 1  # ratio guard: a diverged minibatch would wreck the adapter; skip and log it
+                continue
+            loss = pg_loss + cfg.vf_coef * vf_loss
+            state.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            state.optimizer.step()
+            for key, value in (("pg_loss", pg_loss), ("vf_loss", vf_loss), ("clipfrac", pg_stats["clipfrac"]),
+                               ("approxkl", pg_stats["approxkl"]), ("ratio", pg_stats["ratio"]),
+                               ("vf_clipfrac", vf_stats["clipfrac"])):
+                stats[key].append(value.item())
+
+    # 8. Adapt the KL coefficient towards the target and report.
+    seq_kl = kl.sum(dim=1)                                                  # (B,)
+    non_score = (-kl_coef * kl).sum(dim=1)
+    state.kl_ctl.update(seq_kl.mean().item(), B)
+    state.step += 1
+
+    def avg(key):
+        return sum(stats[key]) / len(stats[key]) if stats[key] else float("nan")
+
+    row = {"phase": "ppo", "step": state.step,
+           M.SCORES: scores.mean().item(), M.KL: seq_kl.mean().item(), M.KL_COEF: kl_coef,
+           M.NON_SCORE_REWARD: non_score.mean().item(), M.RLHF_REWARD: (scores + non_score).mean().item(),
+           M.ENTROPY: masked_mean(entropy, mask).item(),
+           M.APPROXKL: avg("approxkl"), M.CLIPFRAC: avg("clipfrac"), M.POLICY_LOSS: avg("pg_loss"),
+           M.VALUE_LOSS: avg("vf_loss"), M.RATIO: avg("ratio"), M.VF_CLIPFRAC: avg("vf_clipfrac"),
+           "policy/skipped_minibatches": skipped, "val/response_length": rollout.response_lengths.float().mean().item(),
+           "val/truncated_frac": rollout.truncated.float().mean().item(),
+           "time/generate_s": t_generate, "time/step_s": time.monotonic() - t_start}
+    samples = [{"step": state.step, "prompt": p, "completion": t, "score": round(s, 3)}
+               for p, t, s in zip(rollout.prompts, rollout.texts, scores.tolist())]
+    return row, samples

@@ -1,0 +1,64 @@
+"""Helpers shared by the tabs: turning Lab errors into messages, progress bars, metric frames."""
+from __future__ import annotations
+
+import html
+
+from ..config import ConfigError
+from ..generation import Stopped
+from ..jobs import LabBusy
+from ..judges import JudgeError
+from ..metrics import to_frame
+from ..models import ModelLoadError
+from ..preferences import RankingInputError
+from ..reward_trainer import NotEnoughPairs
+from ..session import SessionError
+
+# Errors a person can fix; anything else is a bug and keeps its traceback in the server log.
+PERSON_ERRORS = (ConfigError, SessionError, ModelLoadError, JudgeError, RankingInputError, NotEnoughPairs, LabBusy,
+                 Stopped, FloatingPointError)
+
+
+def person_errors():
+    from ..engine import LabError
+    return PERSON_ERRORS + (LabError,)
+
+
+def ok(text: str) -> str:
+    return f"✅ {text}"
+
+
+def err(text: str) -> str:
+    return f"⚠️ {text}"
+
+
+def progress_html(label: str, fraction: float | None, running: bool) -> str:
+    label = html.escape(label)
+    if fraction is None:
+        return f"<div class='lab-progress'>{label}</div>"
+    pct = max(0.0, min(1.0, fraction)) * 100
+    state = "running" if running else "done"
+    return (f"<div class='lab-progress {state}'><progress max='100' value='{pct:.0f}'></progress> "
+            f"<span>{label} — {pct:.0f}%</span></div>")
+
+
+def phase_frame(lab, phase: str):
+    if lab.session is None:
+        return to_frame([])
+    rows, _ = lab.session.metrics()
+    return to_frame(rows, phase)
+
+
+def job_view(lab, names: tuple[str, ...]) -> tuple[str, bool]:
+    """(progress html, running) for the current or last job if its name is one of `names`."""
+    job = lab.jobs.current or lab.jobs.last
+    if job is None or job.name not in names:
+        return progress_html("Idle", None, False), False
+    if job.running:
+        last = job.last
+        return progress_html(f"{job.name}: step {last.get('step', 0)}", last.get("progress", 0.0), True), True
+    if job.error:
+        return progress_html(f"{job.name} failed: {job.error}", None, False), False
+    result = job.result or {}
+    if result.get("stopped") == "stop" or result.get("stopped") is True:
+        return progress_html(f"{job.name} stopped; the last good state was kept", None, False), False
+    return progress_html(f"{job.name} finished", 1.0, False), False

@@ -1,0 +1,155 @@
+"""Generate & Rank tab: prompt, K streamed completion cards, rank by keyboard or per-card rank, undo."""
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from ..config import MAX_K, GenerationConfig
+from ..jobs import LabBusy
+from ..preferences import format_order, groups_from_ranks, parse_order
+from ..prompts import random_prompt
+from .common import err, ok, person_errors
+
+EMPTY = {"prompt": None, "texts": [], "policy": None}
+
+
+def counters(lab) -> str:
+    if lab.session is None:
+        return "No session open."
+    c = lab.counts()
+    return (f"**{c['rankings']}** rankings · **{c['pairs']}** pairs · {c['all_bad']} all bad · "
+            f"{c['skipped']} skipped · session `{lab.session.name}`")
+
+
+def rankings_table(lab, limit: int = 50) -> pd.DataFrame:
+    cols = ["#", "round", "policy", "prompt", "verdict", "order", "annotator", "RM agrees"]
+    if lab.session is None:
+        return pd.DataFrame(columns=cols)
+    records = lab.rankings()
+    rows = []
+    for n, rec in list(enumerate(records, start=1))[-limit:][::-1]:
+        agree = ""
+        try:
+            result = lab.agreement(rec) if lab.jobs.current is None else None
+            if result:
+                agree = f"{'✔' if result[0] == result[1] else '✘'} {result[0]}/{result[1]}"
+        except LabBusy:
+            agree = ""
+        rows.append([n, rec.get("round", 0), rec.get("policy", ""), rec["prompt"], rec["verdict"],
+                     format_order(rec["ranking"]) if rec["ranking"] else "", rec.get("annotator", ""), agree])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def build(lab):
+    with gr.Tab("Generate & Rank"):
+        with gr.Row():
+            prompt = gr.Textbox(label="Prompt", lines=2, scale=4, placeholder="Ask the model something…")
+            with gr.Column(scale=1, min_width=180):
+                random_btn = gr.Button("Random prompt (Alt+R)", elem_id="lab-random")
+                generate_btn = gr.Button("Generate (Alt+G)", variant="primary", elem_id="lab-generate")
+        with gr.Accordion("Sampling", open=False):
+            with gr.Row():
+                k = gr.Slider(1, MAX_K, value=GenerationConfig.k, step=1, label="K (completions)")
+                max_new = gr.Slider(1, 512, value=GenerationConfig.max_new_tokens, step=1, label="max_new_tokens")
+                temperature = gr.Slider(0.05, 2.0, value=GenerationConfig.temperature, step=0.05, label="temperature")
+                top_p = gr.Slider(0.05, 1.0, value=GenerationConfig.top_p, step=0.05, label="top_p")
+                seed = gr.Number(value=None, label="seed (blank = random)", precision=0)
+        gr.Markdown("Rank the cards: type an order such as `2>1=3>4` (best first, `=` ties, cards left out share "
+                    "last place) and press Enter, or give each card a rank and press Save.")
+        cards, ranks = [], []
+        with gr.Row(equal_height=True):
+            for i in range(MAX_K):
+                with gr.Column(visible=i < GenerationConfig.k, min_width=220) as col:
+                    cards.append(gr.Textbox(label=f"Card {i + 1}", lines=6, max_lines=14, interactive=False,
+                                            elem_classes=["lab-card"]))
+                    ranks.append(gr.Radio([str(r) for r in range(1, GenerationConfig.k + 1)], label="rank",
+                                          elem_classes=["lab-rank"]))
+                cards[-1].column = col
+        columns = [c.column for c in cards]
+        with gr.Row():
+            order = gr.Textbox(label="Order (Alt+O to focus, Enter to save)", placeholder="2>1=3>4",
+                               elem_id="lab-order", scale=2)
+            save_btn = gr.Button("Save ranking (Enter)", variant="primary", elem_id="lab-save")
+            all_bad_btn = gr.Button("All bad (Alt+B)", elem_id="lab-allbad")
+            skip_btn = gr.Button("Skip (Alt+S)", elem_id="lab-skip")
+            undo_btn = gr.Button("Undo last (Alt+Z)", elem_id="lab-undo")
+        status = gr.Markdown(elem_id="lab-rank-status")
+        count_md = gr.Markdown(counters(lab), elem_id="lab-counters")
+        table = gr.Dataframe(rankings_table(lab), label="Rankings (newest first)", interactive=False, wrap=True)
+        current = gr.State(dict(EMPTY))
+
+    def card_updates(texts, scores=None, k_visible=None):
+        n = k_visible if k_visible is not None else len(texts)
+        out = []
+        for i in range(MAX_K):
+            label = f"Card {i + 1}" + (f" · reward {scores[i]:+.2f}" if scores and i < len(scores) else "")
+            out.append(gr.update(value=texts[i] if i < len(texts) else "", label=label))
+        return out
+
+    def layout_updates(n):
+        choices = [str(r) for r in range(1, n + 1)]
+        return ([gr.update(visible=i < n) for i in range(MAX_K)] +
+                [gr.update(choices=choices, value=None) for _ in range(MAX_K)])
+
+    def do_generate(prompt_text, k_value, max_new_value, temp_value, top_p_value, seed_value):
+        try:
+            cfg = GenerationConfig(k=int(k_value), max_new_tokens=int(max_new_value), temperature=float(temp_value),
+                                   top_p=float(top_p_value), seed=None if seed_value in (None, "") else int(seed_value))
+            n = cfg.k
+            stream = lab.generate_stream(prompt_text, cfg)
+            yield (*card_updates([""] * n), *layout_updates(n), dict(EMPTY), "Generating…", "")
+            for event in stream:
+                if not event["done"]:
+                    yield (*card_updates(event["texts"]), *[gr.update()] * (2 * MAX_K), dict(EMPTY),
+                           "Generating…", gr.update())
+                    continue
+                state = {"prompt": event["prompt"], "texts": event["texts"], "policy": event["policy"]}
+                msg = f"{n} completions from policy `{event['policy']}`. Rank them."
+                yield (*card_updates(event["texts"], event["scores"]), *[gr.update()] * (2 * MAX_K), state, msg, "")
+        except person_errors() as e:
+            yield (*[gr.update()] * MAX_K, *[gr.update()] * (2 * MAX_K), gr.update(), err(str(e)), gr.update())
+
+    def after_save(message):
+        return (dict(EMPTY), message, counters(lab), rankings_table(lab), "",
+                *[gr.update(value="") for _ in range(MAX_K)], *[gr.update(value=None) for _ in range(MAX_K)])
+
+    def no_change(message):
+        return (gr.update(), err(message), gr.update(), gr.update(), gr.update(),
+                *[gr.update()] * MAX_K, *[gr.update()] * MAX_K)
+
+    def save(state, order_text, *rank_values, verdict="ranked"):
+        if not state or not state.get("texts"):
+            return no_change("Nothing to rank yet: generate first.")
+        texts = state["texts"]
+        try:
+            groups = []
+            if verdict == "ranked":
+                groups = (parse_order(order_text, len(texts)) if (order_text or "").strip()
+                          else groups_from_ranks(list(rank_values[:len(texts)])))
+            rec = lab.rank(state["prompt"], texts, groups, verdict=verdict, policy=state["policy"])
+        except person_errors() as e:
+            return no_change(str(e))
+        what = {"ranked": f"ranking {format_order(rec['ranking'])}", "all_bad": "'all bad'",
+                "skipped": "skip"}[verdict]
+        return after_save(ok(f"Saved {what} (id {rec['id']})."))
+
+    def undo():
+        try:
+            rec = lab.undo()
+        except person_errors() as e:
+            return err(str(e)), counters(lab), rankings_table(lab)
+        return ok(f"Undone: ranking {rec['id']} of “{rec['prompt'][:60]}”."), counters(lab), rankings_table(lab)
+
+    gen_inputs = [prompt, k, max_new, temperature, top_p, seed]
+    gen_outputs = cards + columns + ranks + [current, status, order]
+    generate_btn.click(do_generate, gen_inputs, gen_outputs)
+    prompt.submit(do_generate, gen_inputs, gen_outputs)
+    random_btn.click(lambda: random_prompt(), None, [prompt])
+    save_outputs = [current, status, count_md, table, order] + cards + ranks
+    save_inputs = [current, order] + ranks
+    save_btn.click(save, save_inputs, save_outputs)
+    order.submit(save, save_inputs, save_outputs)
+    all_bad_btn.click(lambda s, o, *r: save(s, o, *r, verdict="all_bad"), save_inputs, save_outputs)
+    skip_btn.click(lambda s, o, *r: save(s, o, *r, verdict="skipped"), save_inputs, save_outputs)
+    undo_btn.click(undo, None, [status, count_md, table])
+    return {"counters": count_md, "table": table, "refresh": lambda: (counters(lab), rankings_table(lab))}

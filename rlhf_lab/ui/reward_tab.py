@@ -1,0 +1,64 @@
+"""Reward Model tab: train the reward adapter on the session's rankings, with a live plot and a Stop."""
+from __future__ import annotations
+
+import gradio as gr
+
+from ..config import RewardConfig
+from ..plots import reward_figure
+from .common import err, job_view, ok, person_errors, phase_frame
+
+JOB_NAMES = ("train reward model",)
+
+
+def result_text(lab) -> str:
+    if lab.session is None:
+        return ""
+    rm = lab.meta().get("reward_model")
+    if not rm or rm.get("eval/reward_accuracy") is None:
+        return "No reward model yet. Rank a few prompts (each ranking of 4 gives up to 6 pairs), then Train."
+    return (f"**Held-out accuracy {rm['eval/reward_accuracy']:.0%}** on {rm['pairs_eval']} pairs from prompts the "
+            f"model never saw in training ({rm['pairs_train']} training pairs). Chance is 50%.")
+
+
+def build(lab):
+    with gr.Tab("Reward Model"):
+        gr.Markdown("Bradley–Terry on your pairs: the reward adapter learns to score the answer you preferred "
+                    "higher. A share of prompts is held out to measure accuracy honestly.")
+        with gr.Row():
+            epochs = gr.Slider(1, 20, value=RewardConfig.epochs, step=1, label="epochs (max)")
+            lr = gr.Number(value=RewardConfig.learning_rate, label="learning rate")
+            rank = gr.Slider(1, 64, value=RewardConfig.lora_r, step=1, label="LoRA rank")
+            seconds = gr.Slider(10, 600, value=RewardConfig.max_seconds, step=5, label="time budget (s)")
+            cont = gr.Checkbox(value=False, label="continue from saved reward model")
+        with gr.Row():
+            train_btn = gr.Button("Train reward model", variant="primary", elem_id="lab-train-rm")
+            stop_btn = gr.Button("Stop", variant="stop", elem_id="lab-stop-rm")
+        message = gr.Markdown()
+        progress = gr.HTML(job_view(lab, JOB_NAMES)[0], elem_id="lab-rm-progress")
+        result = gr.Markdown(result_text(lab), elem_id="lab-rm-result")
+        plot = gr.Plot(reward_figure(phase_frame(lab, "reward")), elem_id="lab-rm-plot")
+        timer = gr.Timer(1.0)
+        seen = gr.State(-1)
+
+    def train(epochs_v, lr_v, rank_v, seconds_v, cont_v):
+        try:
+            cfg = RewardConfig(epochs=int(epochs_v), learning_rate=float(lr_v), lora_r=int(rank_v),
+                               max_seconds=float(seconds_v), continue_training=bool(cont_v))
+            lab.train_reward(cfg, inline=False)
+            return ok("Training started.")
+        except person_errors() as e:
+            return err(str(e))
+
+    def tick(last_seen):
+        html, running = job_view(lab, JOB_NAMES)
+        job = lab.jobs.current or lab.jobs.last
+        n = len(job.rows) if job and job.name in JOB_NAMES else 0
+        marker = (n, running)
+        if marker == last_seen:
+            return gr.update(), gr.update(), gr.update(), last_seen
+        return html, result_text(lab), reward_figure(phase_frame(lab, "reward")), marker
+
+    train_btn.click(train, [epochs, lr, rank, seconds, cont], [message])
+    stop_btn.click(lambda: ok("Stopping…") if lab.stop() else err("Nothing is running."), None, [message])
+    timer.tick(tick, [seen], [progress, result, plot, seen])
+    return {}

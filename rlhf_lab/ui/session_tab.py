@@ -1,0 +1,56 @@
+"""Session tab: pick, create or reopen a session; shows the model and the session's state."""
+from __future__ import annotations
+
+import gradio as gr
+
+from .common import err, ok, person_errors
+
+
+def session_summary(lab) -> str:
+    if lab.session is None:
+        return "No session open."
+    meta, counts = lab.meta(), lab.counts()
+    rm = meta.get("reward_model")
+    rm_text = (f"reward model: held-out accuracy {rm['eval/reward_accuracy']:.0%} on {rm['pairs_eval']} pairs"
+               if rm and rm.get("eval/reward_accuracy") is not None else "no reward model yet")
+    warn = "".join(f"\n\n⚠️ {w}" for w in lab.warnings)
+    return (f"**Session `{lab.session.name}`** · model `{lab.model_cfg.model}` ({lab.model_cfg.precision}) · "
+            f"policy `{meta.get('policy_version', 'base')}` · round {meta.get('round', 0)}\n\n"
+            f"{counts['rankings']} rankings · {counts['pairs']} pairs · {counts['all_bad']} all bad · "
+            f"{counts['skipped']} skipped · {rm_text}{warn}")
+
+
+def build(lab):
+    with gr.Tab("Session"):
+        gr.Markdown("Sessions live under `sessions/<name>/`. Every ranking is on disk before the page says saved.")
+        with gr.Row():
+            existing = gr.Dropdown(label="Open a session", choices=lab.list_sessions(),
+                                   value=lab.session.name if lab.session else None, interactive=True)
+            open_btn = gr.Button("Open", variant="primary")
+        with gr.Row():
+            new_name = gr.Textbox(label="New session name", placeholder="letters, digits, - and _")
+            create_btn = gr.Button("Create")
+        message = gr.Markdown()
+        summary = gr.Markdown(session_summary(lab))
+
+    def do_open(name):
+        try:
+            if not name:
+                raise ValueError("Pick a session to open.")
+            lab.open_session(name)
+            return ok(f"Opened {name}."), session_summary(lab), gr.update(choices=lab.list_sessions(), value=name)
+        except person_errors() + (ValueError,) as e:
+            return err(str(e)), session_summary(lab), gr.update()
+
+    def do_create(name):
+        try:
+            lab.create_session((name or "").strip())
+            return (ok(f"Created {name.strip()}."), session_summary(lab),
+                    gr.update(choices=lab.list_sessions(), value=name.strip()))
+        except person_errors() as e:
+            return err(str(e)), session_summary(lab), gr.update()
+
+    open_btn.click(do_open, [existing], [message, summary, existing])
+    create_btn.click(do_create, [new_name], [message, summary, existing])
+    return {"summary": summary, "refresh": lambda: session_summary(lab),
+            "sessions": existing}

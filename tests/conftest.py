@@ -1,0 +1,65 @@
+"""Shared fixtures: a tiny random llama for fast math checks, the embedded model for real checks."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def make_tiny_model_folder(folder: Path) -> Path:
+    """Save a tiny random llama with a real tokenizer (the embedded model's) as safetensors."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from rlhf_lab.default_model import ensure_default_model
+
+    tokenizer = AutoTokenizer.from_pretrained(ensure_default_model())
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                         bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return make_tiny_model_folder(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_model_dir):
+    from rlhf_lab import worker
+    from rlhf_lab.config import ModelConfig
+    from rlhf_lab.models import load_lab_models
+
+    return worker.call(load_lab_models, ModelConfig(model=str(tiny_model_dir), precision="fp32", lora_r=4), 4)
+
+
+@pytest.fixture(scope="session")
+def real_lab_factory():
+    """Labs over the embedded model share one loaded model (loading is the slow part)."""
+    from rlhf_lab.engine import Lab
+
+    shared = {}
+
+    def make(sessions_dir):
+        lab = Lab(sessions_dir)
+        if "models" in shared:
+            lab.models, lab.model_cfg = shared["models"], shared["cfg"]
+        else:
+            lab.load_model()
+            shared["models"], shared["cfg"] = lab.models, lab.model_cfg
+        return lab
+
+    return make

@@ -1,0 +1,125 @@
+"""The RLHF math against hand-computed numbers."""
+import math
+
+import pytest
+import torch
+
+from rlhf_lab import core
+
+
+def test_logprobs_match_log_softmax_and_hand_values():
+    logits = torch.tensor([[[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]])
+    tokens = torch.tensor([[2, 1]])
+    lp = core.logprobs_from_logits(logits, tokens)
+    z = math.log(math.exp(1) + math.exp(2) + math.exp(3))
+    assert lp[0, 0].item() == pytest.approx(3 - z, abs=1e-6)
+    assert lp[0, 1].item() == pytest.approx(math.log(1 / 3), abs=1e-6)
+
+
+def test_entropy_uniform_and_peaked():
+    logits = torch.tensor([[[0.0, 0.0, 0.0, 0.0], [100.0, 0.0, 0.0, 0.0]]])
+    ent = core.entropy_from_logits(logits)
+    assert ent[0, 0].item() == pytest.approx(math.log(4), abs=1e-6)
+    assert ent[0, 1].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_masked_mean_var_whiten():
+    x = torch.tensor([[1.0, 2.0, 3.0, 100.0]])
+    m = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    assert core.masked_mean(x, m).item() == pytest.approx(2.0)
+    assert core.masked_var(x, m).item() == pytest.approx(1.0)  # unbiased: ((1+0+1)/3)*3/2
+    w = core.masked_whiten(x, m)
+    assert w[0, :3].tolist() == pytest.approx([-1.0, 0.0, 1.0], abs=1e-4)
+    assert w[0, 3].item() == 0.0
+    assert core.masked_whiten(x, m, shift_mean=False)[0, :3].tolist() == pytest.approx([1.0, 2.0, 3.0], abs=1e-4)
+
+
+def test_kl_estimators():
+    logp = torch.tensor([[math.log(0.5), math.log(0.25)]])
+    ref = torch.tensor([[math.log(0.25), math.log(0.5)]])
+    k1 = core.kl_k1(logp, ref)
+    assert k1.tolist()[0] == pytest.approx([math.log(2), -math.log(2)])
+    k3 = core.kl_k3(logp, ref)
+    # r = q/p: 0.5 -> (0.5 - 1) - log 0.5 ; 2 -> (2 - 1) - log 2
+    assert k3.tolist()[0] == pytest.approx([-0.5 + math.log(2), 1 - math.log(2)])
+    assert (core.kl_k3(torch.randn(4, 7), torch.randn(4, 7)) >= 0).all()
+
+
+def test_shaped_rewards_kl_everywhere_score_at_last_token():
+    kl = torch.tensor([[0.1, 0.2, 0.3, 0.4], [1.0, 1.0, 1.0, 1.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    scores = torch.tensor([2.0, -1.0])
+    r = core.shaped_rewards(scores, kl, mask, kl_coef=0.5)
+    assert r[0].tolist() == pytest.approx([-0.05, -0.1, -0.15 + 2.0, 0.0])
+    assert r[1].tolist() == pytest.approx([-0.5, -0.5, -0.5, -0.5 - 1.0])
+
+
+def test_gae_hand_computed():
+    rewards = torch.tensor([[0.0, 1.0]])
+    values = torch.tensor([[0.5, 0.25]])
+    mask = torch.ones(1, 2)
+    adv, ret = core.gae(rewards, values, mask, gamma=0.9, lam=0.5)
+    # delta1 = 1 - 0.25 = 0.75; delta0 = 0 + 0.9*0.25 - 0.5 = -0.275; A0 = -0.275 + 0.45*0.75 = 0.0625
+    assert adv[0].tolist() == pytest.approx([0.0625, 0.75])
+    assert ret[0].tolist() == pytest.approx([0.5625, 1.0])
+
+
+@pytest.mark.parametrize("gamma,lam", [(1.0, 0.95), (0.9, 0.5), (1.0, 1.0), (0.99, 0.0)])
+def test_gae_loop_equals_vectorized(gamma, lam):
+    torch.manual_seed(0)
+    B, T = 5, 9
+    lengths = torch.tensor([9, 1, 4, 7, 3])
+    mask = (torch.arange(T).view(1, T) < lengths.view(B, 1)).float()
+    rewards, values = torch.randn(B, T), torch.randn(B, T)
+    a1, r1 = core.gae_loop(rewards, values, mask, gamma, lam)
+    a2, r2 = core.gae(rewards, values, mask, gamma, lam)
+    assert torch.allclose(a1, a2, atol=1e-5) and torch.allclose(r1, r2, atol=1e-5)
+    assert (a2 * (1 - mask)).abs().max() == 0
+
+
+def test_policy_loss_clips():
+    adv = torch.tensor([[1.0, -1.0]])
+    old = torch.zeros(1, 2)
+    new = torch.log(torch.tensor([[1.5, 0.5]]))  # ratios 1.5 and 0.5
+    loss, stats = core.policy_loss(new, old, adv, torch.ones(1, 2), cliprange=0.2)
+    # token 0: max(-1.5, -1.2) = -1.2 ; token 1: max(0.5, 0.8) = 0.8 -> mean -0.2
+    assert loss.item() == pytest.approx(-0.2)
+    assert stats["clipfrac"].item() == pytest.approx(1.0)
+    assert stats["ratio"].item() == pytest.approx(1.0)
+    loss_same, stats_same = core.policy_loss(old, old, adv, torch.ones(1, 2), 0.2)
+    assert loss_same.item() == pytest.approx(0.0) and stats_same["approxkl"].item() == 0.0
+
+
+def test_value_loss_clips():
+    old = torch.tensor([[0.0, 0.0]])
+    new = torch.tensor([[1.0, 0.1]])
+    ret = torch.tensor([[1.0, 1.0]])
+    loss, stats = core.value_loss(new, old, ret, torch.ones(1, 2), cliprange_value=0.2)
+    # token 0: unclipped 0, clipped (0.2-1)^2=0.64 -> 0.64 ; token 1: 0.81 vs 0.81 -> 0.81; 0.5*mean
+    assert loss.item() == pytest.approx(0.5 * (0.64 + 0.81) / 2)
+    assert stats["clipfrac"].item() == pytest.approx(0.5)
+
+
+def test_bradley_terry_loss_accuracy_margin():
+    chosen = torch.tensor([2.0, 0.0, 1.0])
+    rejected = torch.tensor([1.0, 1.0, 1.0])
+    loss, stats = core.bradley_terry_loss(chosen, rejected)
+    expected = -(math.log(1 / (1 + math.exp(-1))) + math.log(1 / (1 + math.exp(1))) + math.log(0.5)) / 3
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+    assert stats["accuracy"].item() == pytest.approx(1 / 3)
+    assert stats["margin"].item() == pytest.approx(0.0)
+    with_margin, _ = core.bradley_terry_loss(chosen, rejected, margin=1.0)
+    assert with_margin.item() > loss.item()
+    centered, _ = core.bradley_terry_loss(chosen, rejected, center_coef=0.1)
+    assert centered.item() == pytest.approx(expected + 0.1 * ((9 + 1 + 4) / 3), abs=1e-6)
+
+
+def test_adaptive_kl_controller():
+    ctl = core.AdaptiveKLController(0.1, target=2.0, horizon=100)
+    ctl.update(4.0, n_steps=10)  # error clipped to +0.2 -> * (1 + 0.02)
+    assert ctl.value == pytest.approx(0.102)
+    ctl.update(1.0, n_steps=10)  # error -0.5 clipped to -0.2 -> * 0.98
+    assert ctl.value == pytest.approx(0.102 * 0.98)
+    fixed = core.FixedKLController(0.3)
+    fixed.update(100.0, 10)
+    assert fixed.value == 0.3
