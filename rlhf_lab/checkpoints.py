@@ -49,8 +49,11 @@ def is_complete(folder: Path) -> bool:
     return all((folder / f).is_file() for f in (ADAPTER_FILE, HEAD_FILE, "adapter_config.json"))
 
 
-def adapter_rank(folder: Path) -> int:
-    return int(json.loads((Path(folder) / "adapter_config.json").read_text())["r"])
+def adapter_shape(folder: Path, num_layers: int) -> tuple[int, int]:
+    """(rank, top layers) of a saved adapter; top layers is 0 when it covers every layer."""
+    config = json.loads((Path(folder) / "adapter_config.json").read_text())
+    layers = config.get("layers_to_transform")
+    return int(config["r"]), (len(layers) if layers and len(layers) < num_layers else 0)
 
 
 def load_adapter(models, adapter: str, head: torch.nn.Module, folder: Path) -> dict:

@@ -66,6 +66,8 @@ class RewardConfig:
     """High for LoRA on purpose: a few hundred pairs, one minute of training."""
     lora_r: int = 16
     """LoRA rank of the reward adapter."""
+    lora_layers: int = 8
+    """LoRA on the top N layers only: backprop stops there, so a step costs about half (0 = all layers)."""
     batch_rankings: int = 4
     """Rankings per optimizer step; every completion is scored once and all its pairs share it."""
     eval_fraction: float = 0.2

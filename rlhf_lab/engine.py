@@ -16,7 +16,7 @@ from .config import GenerationConfig, ModelConfig, PPOConfig, RewardConfig, from
 from .core import kl_k1, logprobs_from_logits
 from .generation import Stopped, check_prompt, decode_partial, eos_token_ids, generate, tokenize_pairs
 from .jobs import JobRunner, LabBusy
-from .models import POLICY, REWARD, LabModels, load_lab_models
+from .models import POLICY, REWARD, LabModels, load_lab_models, num_layers
 from .ppo_trainer import new_state, policy_forward, ppo_step
 from .preferences import Pair, pairs_from_ranking, read_trl, session_pairs
 from .reward_trainer import NotEnoughPairs, count_pairs, groups_from_pairs, train_reward_model
@@ -78,7 +78,7 @@ class Lab:
         models = self.models
         meta = session.read_meta()
         models.reset_policy()
-        self._load_saved_reward(session, RewardConfig().lora_r)
+        self._load_saved_reward(session, RewardConfig())
         version = meta.get("policy_version", "base")
         if version != "base":
             folder = session.adapter_dir("policy") / version
@@ -245,11 +245,10 @@ class Lab:
     def _train_reward_rows(self, session: Session, pairs: list[Pair], cfg: RewardConfig) -> Iterator[dict]:
         models = self.models
         run = int(time.time())
-        if not (cfg.continue_training and checkpoints.is_complete(session.adapter_dir("reward"))):
-            models.reset_reward_adapter(cfg.lora_r)
+        if cfg.continue_training and checkpoints.is_complete(session.adapter_dir("reward")):
+            self._load_saved_reward(session, cfg)
         else:
-            models.reset_reward_adapter(checkpoints.adapter_rank(session.adapter_dir("reward")))
-            checkpoints.load_adapter(models, REWARD, models.reward_head, session.adapter_dir("reward"))
+            models.reset_reward_adapter(cfg.lora_r, cfg.lora_layers)
         round_ = session.read_meta().get("round", 0)
         saved = False
         try:
@@ -269,16 +268,16 @@ class Lab:
                 yield row
         finally:
             if not saved:  # stopped or failed before a model was kept: memory goes back to what is on disk
-                self._load_saved_reward(session, cfg.lora_r)
+                self._load_saved_reward(session, cfg)
             models.use(POLICY)
 
-    def _load_saved_reward(self, session: Session, fresh_rank: int) -> None:
+    def _load_saved_reward(self, session: Session, fresh: RewardConfig) -> None:
         models, folder = self.models, session.adapter_dir("reward")
         if checkpoints.is_complete(folder):
-            models.reset_reward_adapter(checkpoints.adapter_rank(folder))
+            models.reset_reward_adapter(*checkpoints.adapter_shape(folder, num_layers(models.base_model)))
             checkpoints.load_adapter(models, REWARD, models.reward_head, folder)
         else:
-            models.reset_reward_adapter(fresh_rank)
+            models.reset_reward_adapter(fresh.lora_r, fresh.lora_layers)
 
     def score(self, prompt: str, completions: list[str]) -> list[float]:
         """Reward-model scores of completions (cached per reward model)."""

@@ -21,10 +21,10 @@ def words(text: str) -> list[str]:
 
 
 def concise(prompt: str, completion: str) -> float:
-    """Fewer words is better, in steps of 10 words: a reader does not notice smaller differences.
-    An empty answer is the worst."""
+    """Fewer words is better, in steps of 10 words (a reader does not notice smaller differences); every
+    answer over 40 words is equally too long. An empty answer is the worst."""
     n = len(words(completion))
-    return -100.0 if n == 0 else -float(n // 10)
+    return -100.0 if n == 0 else -float(min(n, 40) // 10)
 
 
 def enthusiastic(prompt: str, completion: str) -> float:

@@ -106,17 +106,24 @@ def load_base(cfg: ModelConfig, device: torch.device | None = None) -> LoadedBas
     return LoadedBase(model=model, tokenizer=tokenizer, path=path)
 
 
-def lora_config(model: nn.Module, r: int, alpha: int | None = None):
+def num_layers(model: nn.Module) -> int:
+    return int(model.config.get_text_config().num_hidden_layers)
+
+
+def lora_config(model: nn.Module, r: int, alpha: int | None = None, top_layers: int = 0):
+    """LoRA on the attention projections; with top_layers, only on the last that many decoder layers."""
     from peft import LoraConfig
 
+    n = num_layers(model)
+    layers = list(range(max(0, n - top_layers), n)) if 0 < top_layers < n else None
     return LoraConfig(r=r, lora_alpha=alpha or 2 * r, lora_dropout=0.0, target_modules=lora_targets(model),
-                      bias="none", task_type="CAUSAL_LM")
+                      layers_to_transform=layers, bias="none", task_type="CAUSAL_LM")
 
 
 class LabModels:
     """The base with "policy" and "reward" adapters, a value head and a reward head."""
 
-    def __init__(self, base: LoadedBase, cfg: ModelConfig, reward_r: int = 16):
+    def __init__(self, base: LoadedBase, cfg: ModelConfig, reward_r: int = 16, reward_layers: int = 8):
         from peft import get_peft_model
 
         self.cfg = cfg
@@ -125,7 +132,7 @@ class LabModels:
         self.device = next(base.model.parameters()).device
         self.peft = get_peft_model(base.model, lora_config(base.model, cfg.lora_r, cfg.lora_alpha),
                                    adapter_name=POLICY)
-        self.peft.add_adapter(REWARD, lora_config(base.model, reward_r))
+        self.peft.add_adapter(REWARD, lora_config(base.model, reward_r, top_layers=reward_layers))
         hidden = base.model.config.get_text_config().hidden_size
         self.value_head = nn.Linear(hidden, 1).to(self.device)
         self.reward_head = nn.Linear(hidden, 1).to(self.device)
@@ -163,13 +170,13 @@ class LabModels:
         with self.peft.disable_adapter():
             yield
 
-    def reset_reward_adapter(self, r: int) -> None:
-        """Replace the reward adapter and head with fresh ones (rank r)."""
+    def reset_reward_adapter(self, r: int, top_layers: int = 8) -> None:
+        """Replace the reward adapter and head with fresh ones (rank r, on the top `top_layers` layers)."""
         previous = self.peft.active_adapter
         if previous == REWARD:
             self.peft.set_adapter(POLICY)
         self.peft.delete_adapter(REWARD)
-        self.peft.add_adapter(REWARD, lora_config(self.base_model, r))
+        self.peft.add_adapter(REWARD, lora_config(self.base_model, r, top_layers=top_layers))
         nn.init.zeros_(self.reward_head.weight)
         nn.init.zeros_(self.reward_head.bias)
         self.use(previous)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -58,8 +59,12 @@ def policy_forward(models: LabModels, rollout: Rollout, rows: torch.Tensor, temp
 
 
 def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOState,
-             stop_event: threading.Event | None = None, seed: int | None = None) -> tuple[dict, list[dict]]:
-    """Run one PPO update on len(prompts) rollouts. Returns (metrics, samples for display)."""
+             stop_event: threading.Event | None = None, seed: int | None = None,
+             scorer: Callable[[Rollout], torch.Tensor] | None = None) -> tuple[dict, list[dict]]:
+    """Run one PPO update on len(prompts) rollouts. Returns (metrics, samples for display).
+
+    `scorer` replaces the reward model (a rule-based judge in demos and tests): rollout -> scores (B,).
+    """
     t_start = time.monotonic()
     models.use(POLICY)
     B = len(prompts)
@@ -73,7 +78,8 @@ def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOSt
 
     with torch.no_grad():
         # 2. Score: reward model on the last real token; answers cut without EOS pay a penalty.
-        scores = models.score(rollout.input_ids, rollout.attention_mask).float()          # (B,)
+        scores = (scorer(rollout) if scorer is not None
+                  else models.score(rollout.input_ids, rollout.attention_mask)).float()   # (B,)
         scores = scores - cfg.missing_eos_penalty * rollout.truncated.float()
         # 3. Reference log-probs: the same base with adapters disabled.
         with models.reference():

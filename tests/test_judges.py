@@ -1,0 +1,41 @@
+import pytest
+
+from rlhf_lab import judges
+
+
+def test_concise_buckets_and_empty():
+    assert judges.concise("p", "one two three") == 0.0
+    assert judges.concise("p", " ".join(["w"] * 25)) == -2.0
+    assert judges.concise("p", "") == -100.0
+
+
+def test_enthusiastic_counts_capped():
+    assert judges.enthusiastic("p", "Great! Amazing!!") == 3 + 2
+    assert judges.enthusiastic("p", "ok.") == 0.0
+    assert judges.enthusiastic("p", "!!!!!!") == 3.0
+
+
+def test_no_lists_and_mentions():
+    assert judges.no_lists("p", "1. a\n2. b\nplain") == -2.0
+    assert judges.get_judge("mentions:Water")("p", "Drink water daily.") == 1.0
+    assert judges.get_judge("mentions:water")("p", "Drink juice.") == 0.0
+
+
+def test_rank_groups_ties_best_first():
+    groups, scores = judges.rank(judges.concise, "p", ["a b", " ".join(["w"] * 15), "c d", ""])
+    assert groups == [[0, 2], [1], [3]]
+    assert scores == [0.0, -1.0, 0.0, -100.0]
+
+
+def test_custom_judge_and_errors():
+    assert judges.get_judge("tests.test_judges:length_judge")("p", "abc") == 3.0
+    for bad in ("nope", "mentions:", "tests.test_judges:missing", "no_such_module:fn", "tests.test_judges:CONST"):
+        with pytest.raises(judges.JudgeError):
+            judges.get_judge(bad)
+
+
+def length_judge(prompt, completion):
+    return float(len(completion))
+
+
+CONST = 3
