@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", required=True)
     _gen_args(p)
 
-    p = sub.add_parser("rank", help="record a ranking of completions given as JSON lines on stdin")
+    p = sub.add_parser("rank", help="record a ranking of the completions `generate` printed (JSON lines on stdin)")
     _model_args(p)
     p.add_argument("--session", required=True)
     p.add_argument("--prompt", required=True)
@@ -158,7 +158,9 @@ def run(args) -> int:
 
     gen_cfg = _gen_cfg(args) if args.command in ("generate", "simulate") else None  # validate before loading
     if args.command == "rank":
-        completions = [json.loads(line)["text"] for line in sys.stdin if line.strip()]
+        lines = [json.loads(line) for line in sys.stdin if line.strip()]
+        completions = [row["text"] for row in lines]
+        truncated = [bool(row.get("truncated", False)) for row in lines]
         ranking = parse_order(args.order, len(completions)) if args.verdict == "ranked" else []
     lab = _lab(args)
     if args.command == "generate":
@@ -171,7 +173,7 @@ def run(args) -> int:
                         row["reward"] = event["scores"][i]
                     _print(row)
     elif args.command == "rank":
-        rec = lab.rank(args.prompt, completions, ranking, verdict=args.verdict)
+        rec = lab.rank(args.prompt, completions, ranking, verdict=args.verdict, extra={"truncated": truncated})
         _print({"saved": rec["id"], "ranking": rec["ranking"], "verdict": rec["verdict"]})
     elif args.command == "simulate":
         start = time.time()

@@ -158,7 +158,12 @@ class Lab:
             if event["done"]:
                 event["prompt"] = prompt
                 event["policy"] = self.meta().get("policy_version", "base")
-                event["scores"] = self.score(prompt, event["texts"]) if self.has_reward_model else None
+                event["scores"] = None
+                if self.has_reward_model:
+                    try:
+                        event["scores"] = self.score(prompt, event["texts"], event["truncated"])
+                    except LabBusy:
+                        pass  # another job took the model in between: the cards show no score this time
                 yield event
                 return
             yield event
@@ -221,10 +226,11 @@ class Lab:
         self._require_session()
         for i, prompt in enumerate(builtin.sample_prompts(int(n_prompts), seed=seed)):
             gen = GenerationConfig(**{**asdict(cfg), "seed": seed * 100003 + i})
-            texts = self.generate(prompt, gen)
+            final = list(self.generate_stream(prompt, gen))[-1]
+            texts = final["texts"]
             groups, scores = judges.rank(fn, prompt, texts)
             rec = self.rank(prompt, texts, groups, annotator=f"judge:{judge}",
-                            extra={"judge_scores": scores})
+                            extra={"judge_scores": scores, "truncated": final["truncated"]})
             yield {"index": i, "prompt": prompt, "ranking": groups, "scores": scores, "id": rec["id"],
                    "progress": (i + 1) / n_prompts}
 
@@ -279,32 +285,37 @@ class Lab:
         else:
             models.reset_reward_adapter(fresh.lora_r, fresh.lora_layers)
 
-    def score(self, prompt: str, completions: list[str]) -> list[float]:
-        """Reward-model scores of completions (cached per reward model)."""
+    def score(self, prompt: str, completions: list[str], truncated: list[bool] | None = None) -> list[float]:
+        """Reward-model scores of completions (cached per reward model); cut-off ones are scored without EOS."""
         if not self.has_reward_model:
             raise LabError("No reward model yet: train one on the Reward Model tab (or `train-rm`).")
+        if self.jobs.current is not None and not worker.on_model_thread():
+            raise LabBusy(self.jobs.busy_message())  # the model thread is busy until that job ends
         stamp = str(self.meta().get("reward_model", {}).get("trained_at"))
-        missing = [c for c in completions if (stamp, prompt, c) not in self._score_cache]
+        cut = [bool(t) for t in (truncated or [False] * len(completions))]
+        keys = [(stamp, prompt, c, t) for c, t in zip(completions, cut)]
+        missing = [k for k in dict.fromkeys(keys) if k not in self._score_cache]
         if missing:
-            worker.call(self._score_missing, prompt, missing, stamp)
-        return [self._score_cache[(stamp, prompt, c)] for c in completions]
+            worker.call(self._score_missing, missing)
+        return [self._score_cache[k] for k in keys]
 
     @torch.no_grad()
-    def _score_missing(self, prompt: str, missing: list[str], stamp: str) -> None:
+    def _score_missing(self, keys: list[tuple]) -> None:
         models = self.models
-        for start in range(0, len(missing), 8):
-            chunk = missing[start:start + 8]
-            ids, mask = tokenize_pairs(models.tokenizer, [prompt] * len(chunk), chunk, models.device,
-                                       RewardConfig().max_length)
-            for c, s in zip(chunk, models.score(ids, mask).tolist()):
-                self._score_cache[(stamp, prompt, c)] = s
+        for start in range(0, len(keys), 8):
+            chunk = keys[start:start + 8]
+            ids, mask = tokenize_pairs(models.tokenizer, [k[1] for k in chunk], [k[2] for k in chunk],
+                                       models.device, RewardConfig().max_length, [k[3] for k in chunk])
+            for key, value in zip(chunk, models.score(ids, mask).tolist()):
+                self._score_cache[key] = value
 
     def agreement(self, record: dict) -> tuple[int, int] | None:
         """(pairs where the reward model agrees with the ranking, pairs) for one ranking record."""
         pairs = pairs_from_ranking(record)
         if not pairs or not self.has_reward_model:
             return None
-        scores = dict(zip(record["completions"], self.score(record["prompt"], record["completions"])))
+        scores = dict(zip(record["completions"], self.score(record["prompt"], record["completions"],
+                                                             record.get("truncated"))))
         return sum(scores[p.chosen] > scores[p.rejected] for p in pairs), len(pairs)
 
     # ---- PPO -------------------------------------------------------------------------------------------------

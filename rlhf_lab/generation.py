@@ -151,13 +151,15 @@ def decode_partial(tokenizer, partial: torch.Tensor, eos: set[int]) -> list[str]
 
 
 def tokenize_pairs(tokenizer, prompts: Sequence[str], completions: Sequence[str], device,
-                   max_length: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Chat prompt + completion + EOS, left-padded, for scoring with the reward model: (B, T) ids and mask.
+                   max_length: int = 0, truncated: Sequence[bool] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chat prompt + completion (+ EOS unless it was cut off), left-padded, for the reward model: (B, T).
 
+    A completion cut at max_new_tokens gets no EOS, exactly as PPO's rollouts present it to the reward model.
     When max_length is set, longer sequences keep their last max_length tokens: the reward is read at the end.
     """
     eos = tokenizer.eos_token or ""
-    texts = [chat_text(tokenizer, p) + c + eos for p, c in zip(prompts, completions)]
+    cut = truncated or [False] * len(completions)
+    texts = [chat_text(tokenizer, p) + c + ("" if t else eos) for p, c, t in zip(prompts, completions, cut)]
     rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     if max_length:
         rows = [r[-max_length:] for r in rows]

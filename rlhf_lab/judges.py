@@ -20,11 +20,20 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+def finished(text: str) -> bool:
+    """Ends like a finished sentence (an answer cut at max_new_tokens usually stops mid-sentence)."""
+    return text.rstrip().endswith((".", "!", "?", '"', "'", ")", "”"))
+
+
 def concise(prompt: str, completion: str) -> float:
-    """Fewer words is better, in steps of 10 words (a reader does not notice smaller differences); every
-    answer over 40 words is equally too long. An empty answer is the worst."""
+    """Fewer words is better, in steps of 10 words (a reader does not notice smaller differences). An answer
+    that stops mid-sentence or runs past 40 words is equally too long; an empty one is the worst."""
     n = len(words(completion))
-    return -100.0 if n == 0 else -float(min(n, 40) // 10)
+    if n == 0:
+        return -100.0
+    if not finished(completion):
+        return -4.0
+    return -float(min(n, 40) // 10)
 
 
 def enthusiastic(prompt: str, completion: str) -> float:

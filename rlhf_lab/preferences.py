@@ -18,6 +18,8 @@ class Pair:
     chosen: str
     rejected: str
     ranking_id: str = ""
+    chosen_truncated: bool = False    # cut at max_new_tokens: scored without EOS, as PPO scores it
+    rejected_truncated: bool = False
 
 
 def pairs_from_ranking(record: dict) -> list[Pair]:
@@ -25,13 +27,15 @@ def pairs_from_ranking(record: dict) -> list[Pair]:
     if record.get("verdict") != "ranked":
         return []
     completions, groups = record["completions"], record["ranking"]
+    cut = record.get("truncated") or [False] * len(completions)
     pairs = []
     for gi, better in enumerate(groups):
         for worse in groups[gi + 1:]:
             for i in better:
                 for j in worse:
                     if completions[i] != completions[j]:  # identical texts carry no preference
-                        pairs.append(Pair(record["prompt"], completions[i], completions[j], record.get("id", "")))
+                        pairs.append(Pair(record["prompt"], completions[i], completions[j], record.get("id", ""),
+                                          bool(cut[i]), bool(cut[j])))
     return pairs
 
 

@@ -32,6 +32,7 @@ class Group:
     """One prompt's completions and the (better, worse) index pairs among them."""
     prompt: str
     completions: list[str] = field(default_factory=list)
+    truncated: list[bool] = field(default_factory=list)
     pairs: list[tuple[int, int]] = field(default_factory=list)
 
 
@@ -41,9 +42,10 @@ def groups_from_pairs(pairs: list[Pair]) -> list[Group]:
     for p in pairs:
         g = groups.setdefault((p.ranking_id, p.prompt), Group(p.prompt))
         idx = []
-        for text in (p.chosen, p.rejected):
+        for text, cut in ((p.chosen, p.chosen_truncated), (p.rejected, p.rejected_truncated)):
             if text not in g.completions:
                 g.completions.append(text)
+                g.truncated.append(cut)
             idx.append(g.completions.index(text))
         g.pairs.append((idx[0], idx[1]))
     return list(groups.values())
@@ -70,7 +72,8 @@ def _batch_scores(models: LabModels, groups: list[Group], max_length: int):
     """Score every completion of the groups in one forward; return (chosen, rejected) score tensors."""
     prompts = [g.prompt for g in groups for _ in g.completions]
     texts = [c for g in groups for c in g.completions]
-    ids, mask = tokenize_pairs(models.tokenizer, prompts, texts, models.device, max_length)
+    cut = [t for g in groups for t in g.truncated]
+    ids, mask = tokenize_pairs(models.tokenizer, prompts, texts, models.device, max_length, cut)
     scores = models.score(ids, mask)
     chosen, rejected, offset = [], [], 0
     for g in groups:

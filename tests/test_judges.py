@@ -3,9 +3,11 @@ import pytest
 from rlhf_lab import judges
 
 
-def test_concise_buckets_and_empty():
-    assert judges.concise("p", "one two three") == 0.0
-    assert judges.concise("p", " ".join(["w"] * 25)) == -2.0
+def test_concise_buckets_unfinished_and_empty():
+    assert judges.concise("p", "one two three.") == 0.0
+    assert judges.concise("p", " ".join(["w"] * 25) + ".") == -2.0
+    assert judges.concise("p", " ".join(["w"] * 80) + ".") == -4.0
+    assert judges.concise("p", "stops in the middle of a") == -4.0  # cut off: as bad as too long
     assert judges.concise("p", "") == -100.0
 
 
@@ -22,7 +24,7 @@ def test_no_lists_and_mentions():
 
 
 def test_rank_groups_ties_best_first():
-    groups, scores = judges.rank(judges.concise, "p", ["a b", " ".join(["w"] * 15), "c d", ""])
+    groups, scores = judges.rank(judges.concise, "p", ["a b.", " ".join(["w"] * 15) + "!", "c d?", ""])
     assert groups == [[0, 2], [1], [3]]
     assert scores == [0.0, -1.0, 0.0, -100.0]
 

@@ -10,7 +10,7 @@ from ..preferences import format_order, groups_from_ranks, parse_order
 from ..prompts import random_prompt
 from .common import err, ok, person_errors
 
-EMPTY = {"prompt": None, "texts": [], "policy": None}
+EMPTY = {"prompt": None, "texts": [], "policy": None, "truncated": []}
 
 
 def counters(lab) -> str:
@@ -103,7 +103,8 @@ def build(lab):
                     yield (*card_updates(event["texts"]), *[gr.update()] * (2 * MAX_K), dict(EMPTY),
                            "Generating…", gr.update())
                     continue
-                state = {"prompt": event["prompt"], "texts": event["texts"], "policy": event["policy"]}
+                state = {"prompt": event["prompt"], "texts": event["texts"], "policy": event["policy"],
+                         "truncated": event["truncated"]}
                 msg = f"{n} completions from policy `{event['policy']}`. Rank them."
                 yield (*card_updates(event["texts"], event["scores"]), *[gr.update()] * (2 * MAX_K), state, msg, "")
         except person_errors() as e:
@@ -126,7 +127,8 @@ def build(lab):
             if verdict == "ranked":
                 groups = (parse_order(order_text, len(texts)) if (order_text or "").strip()
                           else groups_from_ranks(list(rank_values[:len(texts)])))
-            rec = lab.rank(state["prompt"], texts, groups, verdict=verdict, policy=state["policy"])
+            rec = lab.rank(state["prompt"], texts, groups, verdict=verdict, policy=state["policy"],
+                           extra={"truncated": state.get("truncated") or [False] * len(texts)})
         except person_errors() as e:
             return no_change(str(e))
         what = {"ranked": f"ranking {format_order(rec['ranking'])}", "all_bad": "'all bad'",
