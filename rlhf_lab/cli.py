@@ -126,7 +126,9 @@ def _gen_cfg(args) -> GenerationConfig:
 
 
 def run(args) -> int:
-    from .preferences import parse_order
+    from .judges import get_judge
+    from .preferences import parse_order, read_trl
+    from .session import validate_name
 
     if args.command == "sessions":
         for name in _lab(args, need_model=False).list_sessions():
@@ -156,7 +158,15 @@ def run(args) -> int:
         _print({"pairs": n, "out": args.out})
         return 0
 
-    gen_cfg = _gen_cfg(args) if args.command in ("generate", "simulate") else None  # validate before loading
+    # Everything that can be checked without the model is checked before it loads (and before any write).
+    gen_cfg = _gen_cfg(args) if args.command in ("generate", "simulate") else None
+    validate_name(args.session)
+    if args.command == "generate" and not args.prompt.strip():
+        raise ConfigError("The prompt is empty: give --prompt some text.")
+    if args.command == "import":
+        read_trl(args.file)
+    if args.command == "simulate":
+        get_judge(args.judge)
     if args.command == "rank":
         lines = [json.loads(line) for line in sys.stdin if line.strip()]
         completions = [row["text"] for row in lines]

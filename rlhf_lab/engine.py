@@ -12,7 +12,7 @@ from typing import Iterator
 import torch
 
 from . import checkpoints, judges, metrics as M, prompts as builtin, worker
-from .config import GenerationConfig, ModelConfig, PPOConfig, RewardConfig, from_dict
+from .config import ConfigError, GenerationConfig, ModelConfig, PPOConfig, RewardConfig, from_dict
 from .core import kl_k1, logprobs_from_logits
 from .generation import Stopped, check_prompt, decode_partial, eos_token_ids, generate, tokenize_pairs
 from .jobs import JobRunner, LabBusy
@@ -20,7 +20,7 @@ from .models import POLICY, REWARD, LabModels, load_lab_models, num_layers
 from .ppo_trainer import new_state, policy_forward, ppo_step
 from .preferences import Pair, pairs_from_ranking, read_trl, session_pairs
 from .reward_trainer import NotEnoughPairs, count_pairs, groups_from_pairs, train_reward_model
-from .session import Session, SessionError
+from .session import Session, SessionError, validate_name
 
 DEFAULT_SESSIONS = Path(__file__).resolve().parent.parent / "sessions"
 
@@ -57,12 +57,16 @@ class Lab:
 
     def create_session(self, name: str, model_cfg: ModelConfig | None = None) -> Session:
         cfg = model_cfg or self.default_model_cfg
+        validate_name(name)
+        if name in self.list_sessions():
+            raise SessionError(f"Session {name!r} already exists; open it instead.")
         self._idle_or_raise()
         self.load_model(cfg)  # fail on a bad model before anything is written
         session = Session.create(self.sessions_dir, name, {"model": asdict(cfg)})
         return worker.call(self._attach, session)
 
     def open_session(self, name: str, create: bool = False) -> Session:
+        validate_name(name)
         self._idle_or_raise()
         if create and name not in self.list_sessions():
             return self.create_session(name)
@@ -111,6 +115,8 @@ class Lab:
 
     # ---- generation -----------------------------------------------------------------------------------------
     def _validated(self, prompt: str, cfg: GenerationConfig) -> str:
+        if prompt is None or not str(prompt).strip():
+            raise ConfigError("The prompt is empty: type a question or press 'Random prompt'.")
         models = self.models or self.load_model()
         return check_prompt(models.tokenizer, models.peft, prompt, cfg.max_new_tokens)
 
@@ -212,6 +218,8 @@ class Lab:
         """Append pairs from a TRL/OpenRLHF JSONL file as two-card rankings. The whole file is checked first."""
         pairs = read_trl(Path(path))
         self._require_session()
+        if any(not p.prompt.strip() for p in pairs):
+            raise SessionError(f"{path} has a pair with an empty prompt; nothing was imported.")
         for p in pairs:
             self.rank(p.prompt, [p.chosen, p.rejected], [[0], [1]], annotator=annotator)
         return len(pairs)

@@ -85,3 +85,26 @@ def test_ppo_with_judge_reward_raises_score(lab):
     last = sum(r["objective/scores"] for r in rows[-2:]) / 2
     assert last > first, [r["objective/scores"] for r in rows]
     assert all(r["objective/kl"] > -0.1 for r in rows)
+
+
+def test_gradients_flow_through_4bit_base_after_generation(lab):
+    """Regression: bitsandbytes' CPU inference repacking (no backward) must not kick in after generate()."""
+    from rlhf_lab.generation import generate
+
+    m = lab.models
+
+    def input_grad_norm():
+        ids, am = torch.randint(0, 1000, (2, 16), generator=torch.Generator().manual_seed(0)), torch.ones(2, 16,
+                                                                                                          dtype=torch.long)
+        emb = m.base_model.model.embed_tokens(ids).detach().requires_grad_(True)
+        out = m.base_model.model(inputs_embeds=emb, attention_mask=am).last_hidden_state
+        out[:, -1].sum().backward()
+        return emb.grad.norm().item()
+
+    def run():
+        before = input_grad_norm()
+        generate(m.peft, m.tokenizer, ["Hello"] * 2, 4, 1.0, 1.0, seed=0)
+        return before, input_grad_norm()
+
+    before, after = worker.call(run)
+    assert after == pytest.approx(before, rel=1e-4) and after > 10

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import ppo_tab, rank_tab, reward_tab, session_tab
+from . import api, ppo_tab, rank_tab, reward_tab, session_tab
 
 CSS = """
 .lab-card textarea { font-size: 0.95rem; line-height: 1.35; }
@@ -36,10 +36,11 @@ document.addEventListener('keydown', function (e) {
 def build_ui(lab) -> gr.Blocks:
     with gr.Blocks(title="rlhf_lab") as demo:
         gr.Markdown("# rlhf_lab\nRank answers → train a reward model → run PPO → watch reward and KL → repeat.")
-        session = session_tab.build(lab)
         rank = rank_tab.build(lab)
         reward_tab.build(lab)
         ppo_tab.build(lab)
+        session = session_tab.build(lab)
+        api.build(lab)
         # A reloaded page (or a second tab) shows the server's current state, including a running job.
         demo.load(lambda: (session["refresh"](), *rank["refresh"](),
                            gr.update(choices=lab.list_sessions(), value=lab.session.name if lab.session else None)),

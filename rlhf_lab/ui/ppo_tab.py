@@ -62,7 +62,8 @@ def build(lab):
             return gr.update(), gr.update(), gr.update(), last_seen
         return html, ppo_figure(phase_frame(lab, "ppo")), samples_frame(lab), marker
 
-    run_btn.click(run, [steps, batch, target, coef, adaptive, lr], [message])
-    stop_btn.click(lambda: ok("Stopping…") if lab.stop() else err("Nothing is running."), None, [message])
+    run_btn.click(run, [steps, batch, target, coef, adaptive, lr], [message], api_name="run_ppo")
+    stop_btn.click(lambda: ok("Stopping…") if lab.stop() else err("Nothing is running."), None, [message],
+                   api_name="stop_ppo")
     timer.tick(tick, [seen], [progress, plot, samples, seen])
     return {}

@@ -43,7 +43,8 @@ def rankings_table(lab, limit: int = 50) -> pd.DataFrame:
 def build(lab):
     with gr.Tab("Generate & Rank"):
         with gr.Row():
-            prompt = gr.Textbox(label="Prompt", lines=2, scale=4, placeholder="Ask the model something…")
+            prompt = gr.Textbox(label="Prompt", lines=2, scale=4, placeholder="Ask the model something…",
+                                elem_id="lab-prompt")
             with gr.Column(scale=1, min_width=180):
                 random_btn = gr.Button("Random prompt (Alt+R)", elem_id="lab-random")
                 generate_btn = gr.Button("Generate (Alt+G)", variant="primary", elem_id="lab-generate")
@@ -144,7 +145,7 @@ def build(lab):
 
     gen_inputs = [prompt, k, max_new, temperature, top_p, seed]
     gen_outputs = cards + columns + ranks + [current, status, order]
-    generate_btn.click(do_generate, gen_inputs, gen_outputs)
+    generate_btn.click(do_generate, gen_inputs, gen_outputs, api_name="generate")
     prompt.submit(do_generate, gen_inputs, gen_outputs)
     random_btn.click(lambda: random_prompt(), None, [prompt])
     save_outputs = [current, status, count_md, table, order] + cards + ranks

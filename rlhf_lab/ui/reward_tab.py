@@ -58,7 +58,8 @@ def build(lab):
             return gr.update(), gr.update(), gr.update(), last_seen
         return html, result_text(lab), reward_figure(phase_frame(lab, "reward")), marker
 
-    train_btn.click(train, [epochs, lr, rank, seconds, cont], [message])
-    stop_btn.click(lambda: ok("Stopping…") if lab.stop() else err("Nothing is running."), None, [message])
+    train_btn.click(train, [epochs, lr, rank, seconds, cont], [message], api_name="train_reward")
+    stop_btn.click(lambda: ok("Stopping…") if lab.stop() else err("Nothing is running."), None, [message],
+                   api_name="stop_reward")
     timer.tick(tick, [seen], [progress, result, plot, seen])
     return {}
