@@ -23,6 +23,9 @@ class ModelConfig:
     """LoRA rank of the policy adapter: enough capacity for style changes, cheap on CPU."""
     lora_alpha: int = 32
     """LoRA scale numerator (alpha / r = 2, the common choice)."""
+    lora_layers: int = 8
+    """Policy LoRA on the top N decoder layers (0 = all): backprop stops there, so a PPO minibatch costs
+    ~1.2 s instead of ~3 s on the 2-core CPU (4 x 87 tokens, measured), and style lives in the top layers."""
 
     def __post_init__(self):
         if self.precision not in ("4bit", "bf16", "fp32"):
@@ -110,8 +113,9 @@ class PPOConfig:
     """Passes over each batch. 2 instead of TRL's 4: half the CPU time, nearly the same gain here."""
     num_mini_batches: int = 2
     """Minibatches per epoch (minibatch = batch_size / num_mini_batches)."""
-    learning_rate: float = 1e-4
-    """Adam step for the policy adapter and value head (LoRA tolerates larger steps than full FT)."""
+    learning_rate: float = 3e-4
+    """Adam step for the policy adapter and value head: 1e-4 barely moved the 135M policy in 10 steps,
+    5e-4 overshot the KL target within 10; 3e-4 shows a clear change in ~15 steps (measured, docs/results.md)."""
     kl_coef: float = 0.05
     """Initial KL penalty coefficient beta."""
     kl_estimator: str = "k1"
@@ -120,8 +124,9 @@ class PPOConfig:
     """Adjust kl_coef towards target_kl (Ziegler et al. 2019); False keeps it fixed."""
     target_kl: float = 3.0
     """Target sequence KL in nats for the adaptive controller: visible change, still fluent text."""
-    kl_horizon: int = 100
-    """Adaptive controller horizon in rollouts; smaller reacts faster."""
+    kl_horizon: int = 40
+    """Adaptive controller horizon in rollouts: 40 lets beta move ~4% per 8-rollout step, so it reacts
+    within a 20-step run (Ziegler's 10000 suits runs of thousands of steps)."""
     cliprange: float = 0.2
     """PPO ratio clip epsilon."""
     cliprange_value: float = 0.2

@@ -152,7 +152,7 @@ class LabModels:
         self.tokenizer = base.tokenizer
         self.path = base.path
         self.device = next(base.model.parameters()).device
-        self.peft = get_peft_model(base.model, lora_config(base.model, cfg.lora_r, cfg.lora_alpha),
+        self.peft = get_peft_model(base.model, lora_config(base.model, cfg.lora_r, cfg.lora_alpha, cfg.lora_layers),
                                    adapter_name=POLICY)
         self.peft.add_adapter(REWARD, lora_config(base.model, reward_r, top_layers=reward_layers))
         hidden = base.model.config.get_text_config().hidden_size
