@@ -13,7 +13,7 @@ import torch
 
 from . import checkpoints, judges, metrics as M, prompts as builtin, worker
 from .config import ConfigError, GenerationConfig, ModelConfig, PPOConfig, RewardConfig, from_dict
-from .core import kl_k1, logprobs_from_logits
+from .core import kl_k1
 from .generation import Stopped, check_prompt, decode_partial, eos_token_ids, generate, tokenize_pairs
 from .jobs import JobRunner, LabBusy
 from .models import POLICY, REWARD, LabModels, load_lab_models, num_layers

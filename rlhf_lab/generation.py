@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .config import ConfigError, GenerationConfig
+from .config import ConfigError
 
 
 class Stopped(Exception):

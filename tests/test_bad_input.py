@@ -4,7 +4,6 @@ A tiny random llama stands in for the model so every case runs in seconds; the c
 handling, not the model.
 """
 import hashlib
-import json
 import os
 import subprocess
 import sys

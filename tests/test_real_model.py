@@ -39,9 +39,10 @@ def test_k_completions_and_masks(lab):
 
 
 def test_reward_model_learns_judge_and_survives_reopen(lab, tmp_path):
-    for _ in lab.simulate("concise", 16, GenerationConfig(k=4, max_new_tokens=48), seed=5):
+    # K=8 gives many within-prompt pairs; most are "finished answer beats one cut off mid-sentence".
+    for _ in lab.simulate("concise", 12, GenerationConfig(k=8, max_new_tokens=64), seed=5):
         pass
-    rows = list(lab.train_reward(RewardConfig(epochs=3, max_seconds=120)))
+    rows = list(lab.train_reward(RewardConfig(epochs=3, max_seconds=90)))
     summary = rows[-1]
     assert summary["summary"] and summary["trained"]
     assert summary["pairs_eval"] >= 5
@@ -62,18 +63,22 @@ def test_reward_model_learns_judge_and_survives_reopen(lab, tmp_path):
     assert checkpoints.is_complete(lab.session.adapter_dir("reward"))
 
 
+def terse(prompt: str, completion: str) -> float:
+    """A judge for this test: every word costs a tenth of a point (a dense signal, unlike bucketed ones)."""
+    return -len(judges.words(completion)) / 10.0
+
+
 def test_ppo_with_judge_reward_raises_score(lab):
-    """A judge defines the reward (concise: shorter is better); a few PPO steps raise its mean score."""
+    """A judge defines the reward (fewer words is better); a few PPO steps raise its mean score."""
     m = lab.models
-    judge = judges.get_judge("concise")
     prompts = sample_prompts(8, seed=11)
 
     def scorer(rollout):
-        return torch.tensor([judge(p, t) / 3.0 for p, t in zip(rollout.prompts, rollout.texts)])
+        return torch.tensor([terse(p, t) for p, t in zip(rollout.prompts, rollout.texts)])
 
     def run():
         m.reset_policy()
-        cfg = PPOConfig(batch_size=8, max_new_tokens=32, num_ppo_epochs=2, learning_rate=5e-4, kl_coef=0.01,
+        cfg = PPOConfig(batch_size=8, max_new_tokens=32, num_ppo_epochs=2, learning_rate=1e-3, kl_coef=0.01,
                         missing_eos_penalty=0.0)
         state = new_state(m, cfg)
         rows = [ppo_step(m, prompts, cfg, state, seed=100 + i, scorer=scorer)[0] for i in range(6)]

@@ -12,6 +12,10 @@ from rlhf_lab.reward_trainer import train_reward_model
 
 
 def snapshot(models):
+    return worker.call(_snapshot, models)
+
+
+def _snapshot(models):
     state = {n: p.detach().clone() for n, p in models.peft.named_parameters()}
     state.update({f"value_head.{n}": p.detach().clone() for n, p in models.value_head.named_parameters()})
     state.update({f"reward_head.{n}": p.detach().clone() for n, p in models.reward_head.named_parameters()})
@@ -19,7 +23,8 @@ def snapshot(models):
 
 
 def changed(before, after):
-    return {n for n in before if not torch.equal(before[n], after[n])}
+    # Tensor work runs on the model thread: torch ops on two threads slow each other down for good.
+    return worker.call(lambda: {n for n in before if not torch.equal(before[n], after[n])})
 
 
 def reference_logits(models):

@@ -16,9 +16,10 @@ EMPTY = {"prompt": None, "texts": [], "policy": None, "truncated": []}
 def counters(lab) -> str:
     if lab.session is None:
         return "No session open."
-    c = lab.counts()
+    c, meta = lab.counts(), lab.meta()
     return (f"**{c['rankings']}** rankings · **{c['pairs']}** pairs · {c['all_bad']} all bad · "
-            f"{c['skipped']} skipped · session `{lab.session.name}`")
+            f"{c['skipped']} skipped · session `{lab.session.name}` · policy `{meta.get('policy_version', 'base')}` "
+            f"· round {meta.get('round', 0)}")
 
 
 def rankings_table(lab, limit: int = 50) -> pd.DataFrame:
@@ -79,8 +80,7 @@ def build(lab):
         table = gr.Dataframe(rankings_table(lab), label="Rankings (newest first)", interactive=False, wrap=True)
         current = gr.State(dict(EMPTY))
 
-    def card_updates(texts, scores=None, k_visible=None):
-        n = k_visible if k_visible is not None else len(texts)
+    def card_updates(texts, scores=None):
         out = []
         for i in range(MAX_K):
             label = f"Card {i + 1}" + (f" · reward {scores[i]:+.2f}" if scores and i < len(scores) else "")
