@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 
 START = time.time()
 
@@ -22,6 +21,17 @@ def parse(argv):
     return p.parse_args(argv)
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def host_warning(host: str) -> str | None:
+    """The warning printed when the lab listens beyond this machine, or None for a local address."""
+    if host in LOCAL_HOSTS:
+        return None
+    return (f"WARNING: listening on {host}: anyone who can reach this address can use the lab and read its "
+            "sessions. Use 127.0.0.1 unless you mean it.")
+
+
 def main(argv=None) -> int:
     args = parse(argv if argv is not None else sys.argv[1:])
     import os
@@ -30,10 +40,9 @@ def main(argv=None) -> int:
     from rlhf_lab.engine import DEFAULT_SESSIONS, Lab
     from rlhf_lab.ui import CSS, HEAD, build_ui
 
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        warnings.warn(f"Binding to {args.host}: anyone who can reach this address can use the lab and read its "
-                      "sessions. Use 127.0.0.1 unless you mean it.", stacklevel=1)
-        print(f"WARNING: listening on {args.host}, not only this machine.", file=sys.stderr)
+    warning = host_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     cfg = ModelConfig(model=args.model, precision=args.precision, trust_remote_code=args.trust_remote_code)
     lab = Lab(args.sessions_dir or os.environ.get("RLHF_LAB_SESSIONS") or DEFAULT_SESSIONS, model_cfg=cfg)
     try:

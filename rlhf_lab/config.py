@@ -11,6 +11,12 @@ class ConfigError(ValueError):
     """A configuration value a person gave is out of range; the message says which and why."""
 
 
+def check_range(name: str, value, low, high, why: str = "") -> None:
+    """Raise ConfigError unless low <= value <= high."""
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, not {value}{why}")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     model: str = "default"
@@ -30,8 +36,7 @@ class ModelConfig:
     def __post_init__(self):
         if self.precision not in ("4bit", "bf16", "fp32"):
             raise ConfigError(f"precision must be 4bit, bf16 or fp32, not {self.precision!r}")
-        if not 1 <= self.lora_r <= 256:
-            raise ConfigError(f"LoRA rank must be between 1 and 256, not {self.lora_r}")
+        check_range("LoRA rank", self.lora_r, 1, 256)
 
 
 @dataclass(frozen=True)
@@ -48,11 +53,8 @@ class GenerationConfig:
     """Seed for reproducible samples; None draws a fresh one."""
 
     def __post_init__(self):
-        if not 1 <= self.k <= MAX_K:
-            raise ConfigError(f"K (completions per prompt) must be between 1 and {MAX_K}, not {self.k}")
-        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
-            raise ConfigError(
-                f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}, not {self.max_new_tokens}")
+        check_range("K (completions per prompt)", self.k, 1, MAX_K)
+        check_range("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT)
         if not 0 < self.temperature <= 5:
             raise ConfigError(
                 f"temperature must be above 0 and at most 5, not {self.temperature}: "
@@ -91,12 +93,10 @@ class RewardConfig:
     """Seed for the shuffle and the head's initialisation."""
 
     def __post_init__(self):
-        if not 1 <= self.epochs <= 100:
-            raise ConfigError(f"epochs must be between 1 and 100, not {self.epochs}")
+        check_range("epochs", self.epochs, 1, 100)
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"learning rate must be in (0, 1), not {self.learning_rate}")
-        if not 1 <= self.lora_r <= 256:
-            raise ConfigError(f"LoRA rank must be between 1 and 256, not {self.lora_r}")
+        check_range("LoRA rank", self.lora_r, 1, 256)
         if not 0 < self.eval_fraction < 1:
             raise ConfigError(f"eval_fraction must be in (0, 1), not {self.eval_fraction}")
 
@@ -149,13 +149,11 @@ class PPOConfig:
     """Seed for prompt sampling and generation."""
 
     def __post_init__(self):
-        if not 1 <= self.batch_size <= 256:
-            raise ConfigError(f"batch size must be between 1 and 256, not {self.batch_size}")
+        check_range("batch size", self.batch_size, 1, 256)
         if self.num_mini_batches < 1 or self.batch_size % self.num_mini_batches:
             raise ConfigError(
                 f"batch size {self.batch_size} must divide into {self.num_mini_batches} minibatches")
-        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
-            raise ConfigError(f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_LIMIT}")
+        check_range("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT)
         if self.kl_estimator not in ("k1", "k3"):
             raise ConfigError(f"kl_estimator must be k1 or k3, not {self.kl_estimator!r}")
         if self.kl_coef < 0 or self.target_kl <= 0:

@@ -13,11 +13,11 @@ import torch
 
 from . import checkpoints, judges, metrics as M, prompts as builtin, worker
 from .config import ConfigError, GenerationConfig, ModelConfig, PPOConfig, RewardConfig, from_dict
-from .core import kl_k1
 from .generation import Stopped, check_prompt, decode_partial, eos_token_ids, generate, tokenize_pairs
 from .jobs import JobRunner, LabBusy
 from .models import POLICY, REWARD, LabModels, load_lab_models, num_layers
-from .ppo_trainer import new_state, policy_forward, ppo_step
+from .evaluation import evaluate_policy
+from .ppo_trainer import new_state, ppo_step
 from .preferences import Pair, pairs_from_ranking, read_trl, session_pairs
 from .reward_trainer import NotEnoughPairs, count_pairs, groups_from_pairs, train_reward_model
 from .session import Session, SessionError, validate_name
@@ -393,30 +393,8 @@ class Lab:
         self._require_session()
         prompts = builtin.sample_prompts(int(n_prompts), seed=seed)
         with self.jobs.inline("evaluate"):
-            return worker.call(self._evaluate, fn, judge, prompts, cfg, seed)
-
-    def _evaluate(self, fn, judge: str, prompts: list[str], cfg: PPOConfig, seed: int) -> dict:
-        models = self.models
-        models.use(POLICY)
-        policy = generate(models.peft, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, 1.0,
-                          seed=seed)
-        with models.reference():
-            reference = generate(models.peft, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature,
-                                 1.0, seed=seed)
-        with torch.no_grad():
-            rows = torch.arange(len(prompts))
-            logp, _, _ = policy_forward(models, policy, rows, cfg.temperature)
-            with models.reference():
-                ref_logp, _, _ = policy_forward(models, policy, rows, cfg.temperature)
-            kl = (kl_k1(logp, ref_logp) * policy.response_mask).sum(1).mean().item()
-        p_scores = [fn(p, t) for p, t in zip(prompts, policy.texts)]
-        r_scores = [fn(p, t) for p, t in zip(prompts, reference.texts)]
-        return {"judge": judge, "prompts": len(prompts), "policy": self.meta().get("policy_version", "base"),
-                "policy_score": sum(p_scores) / len(p_scores), "reference_score": sum(r_scores) / len(r_scores),
-                "kl": kl, "policy_length": policy.response_lengths.float().mean().item(),
-                "reference_length": reference.response_lengths.float().mean().item(),
-                "examples": [{"prompt": p, "policy": a, "reference": b}
-                             for p, a, b in list(zip(prompts, policy.texts, reference.texts))[:3]]}
+            result = worker.call(evaluate_policy, self.models, fn, prompts, cfg, seed)
+        return {"judge": judge, "policy": self.meta().get("policy_version", "base"), **result}
 
     # ---- control ----------------------------------------------------------------------------------------------
     def stop(self) -> bool:

@@ -113,3 +113,16 @@ def test_gradients_flow_through_4bit_base_after_generation(lab):
 
     before, after = worker.call(run)
     assert after == pytest.approx(before, rel=1e-4) and after > 10
+
+
+def test_one_4bit_base_in_memory(lab):
+    """Policy, reward and reference share one quantized base: no second copy of the base weights."""
+    import bitsandbytes as bnb
+
+    m = lab.models
+    linears = [mod for mod in m.base_model.modules() if isinstance(mod, bnb.nn.Linear4bit)]
+    assert len(linears) == 30 * 7  # every projection of the 30 layers, each exactly once
+    assert len({id(mod.weight) for mod in linears}) == len(linears)
+    # 4-bit base: far below the ~540 MB an fp32 copy of 135M parameters would take
+    assert m.base_weight_bytes() < 200e6
+    assert set(m.peft.peft_config) == {"policy", "reward"}

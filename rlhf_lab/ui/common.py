@@ -62,3 +62,11 @@ def job_view(lab, names: tuple[str, ...]) -> tuple[str, bool]:
     if result.get("stopped") == "stop" or result.get("stopped") is True:
         return progress_html(f"{job.name} stopped; the last good state was kept", None, False), False
     return progress_html(f"{job.name} finished", 1.0, False), False
+
+
+def job_marker(lab, names: tuple[str, ...]):
+    """A value that changes whenever the job's rows, running state or the open session change: timers
+    redraw only then."""
+    job = lab.jobs.current or lab.jobs.last
+    rows = len(job.rows) if job and job.name in names else 0
+    return rows, bool(job and job.running), lab.session.name if lab.session else None

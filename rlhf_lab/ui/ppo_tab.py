@@ -6,7 +6,7 @@ import pandas as pd
 
 from ..config import PPOConfig
 from ..plots import ppo_figure
-from .common import err, job_view, ok, person_errors, phase_frame
+from .common import err, job_marker, job_view, ok, person_errors, phase_frame
 
 JOB_NAMES = ("PPO",)
 
@@ -54,12 +54,10 @@ def build(lab):
             return err(str(e))
 
     def tick(last_seen):
-        html, running = job_view(lab, JOB_NAMES)
-        job = lab.jobs.current or lab.jobs.last
-        n = len(job.rows) if job and job.name in JOB_NAMES else 0
-        marker = (n, running, lab.session.name if lab.session else None)
+        marker = job_marker(lab, JOB_NAMES)
         if marker == last_seen:
             return gr.update(), gr.update(), gr.update(), last_seen
+        html, _ = job_view(lab, JOB_NAMES)
         return html, ppo_figure(phase_frame(lab, "ppo")), samples_frame(lab), marker
 
     run_btn.click(run, [steps, batch, target, coef, adaptive, lr], [message], api_name="run_ppo")

@@ -23,7 +23,7 @@ def counters(lab) -> str:
 
 
 def rankings_table(lab, limit: int = 50) -> pd.DataFrame:
-    cols = ["#", "round", "policy", "prompt", "verdict", "order", "annotator", "RM agrees"]
+    cols = ["#", "round", "policy", "prompt", "best answer", "verdict", "order", "annotator", "RM agrees"]
     if lab.session is None:
         return pd.DataFrame(columns=cols)
     records = lab.rankings()
@@ -36,7 +36,8 @@ def rankings_table(lab, limit: int = 50) -> pd.DataFrame:
                 agree = f"{'✔' if result[0] == result[1] else '✘'} {result[0]}/{result[1]}"
         except LabBusy:
             agree = ""
-        rows.append([n, rec.get("round", 0), rec.get("policy", ""), rec["prompt"], rec["verdict"],
+        best = rec["completions"][rec["ranking"][0][0]] if rec["ranking"] else ""
+        rows.append([n, rec.get("round", 0), rec.get("policy", ""), rec["prompt"], best, rec["verdict"],
                      format_order(rec["ranking"]) if rec["ranking"] else "", rec.get("annotator", ""), agree])
     return pd.DataFrame(rows, columns=cols)
 

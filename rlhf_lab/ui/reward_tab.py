@@ -5,7 +5,7 @@ import gradio as gr
 
 from ..config import RewardConfig
 from ..plots import reward_figure
-from .common import err, job_view, ok, person_errors, phase_frame
+from .common import err, job_marker, job_view, ok, person_errors, phase_frame
 
 JOB_NAMES = ("train reward model",)
 
@@ -50,12 +50,10 @@ def build(lab):
             return err(str(e))
 
     def tick(last_seen):
-        html, running = job_view(lab, JOB_NAMES)
-        job = lab.jobs.current or lab.jobs.last
-        n = len(job.rows) if job and job.name in JOB_NAMES else 0
-        marker = (n, running)
+        marker = job_marker(lab, JOB_NAMES)
         if marker == last_seen:
             return gr.update(), gr.update(), gr.update(), last_seen
+        html, _ = job_view(lab, JOB_NAMES)
         return html, result_text(lab), reward_figure(phase_frame(lab, "reward")), marker
 
     train_btn.click(train, [epochs, lr, rank, seconds, cont], [message], api_name="train_reward")

@@ -67,11 +67,16 @@ def test_whole_loop_in_browser(tmp_path):
             points.first.wait_for(timeout=30_000)
             assert points.count() >= 2 * 2  # at least reward and KL, two steps each
 
+            # A completion carrying markup, recorded through the API, shows up in the table after a reload.
+            from gradio_client import Client
+            Client(app.url, verbose=False).predict("markup test", [XSS, "plain"], "1>2", "ranked", api_name="/rank")
             page.reload()
             page.get_by_text("rlhf_lab").first.wait_for()
-            page.locator("#lab-counters").filter(has_text="2 rankings").wait_for(timeout=30_000)
+            page.locator("#lab-counters").filter(has_text="3 rankings").wait_for(timeout=30_000)
+            assert page.get_by_text("window.__xss=2").count() >= 2  # the prompt and the completion, as text
             counters = page.locator("#lab-counters").inner_text()
             assert "policy v001" in counters and "round 1" in counters
+            page.wait_for_timeout(1500)  # give any injected handler the chance to fire
             assert page.evaluate("window.__xss") is None
         meta = json.loads((tmp_path / "e2e" / "session.json").read_text())
         assert meta["policy_version"] == "v001" and meta["round"] == 1

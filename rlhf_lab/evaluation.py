@@ -1,0 +1,36 @@
+"""Judge the current policy against the reference on fresh samples (same prompts, same seeds)."""
+from __future__ import annotations
+
+import torch
+
+from .config import PPOConfig
+from .core import kl_k1
+from .generation import generate
+from .judges import Judge
+from .models import POLICY, LabModels
+from .ppo_trainer import policy_forward
+
+
+@torch.no_grad()
+def evaluate_policy(models: LabModels, judge: Judge, prompts: list[str], cfg: PPOConfig, seed: int) -> dict:
+    """The judge's mean score of one sample per prompt from the policy and from the reference (adapters
+    disabled), sampled as PPO samples; and the policy samples' mean sequence KL to the reference (k1 summed
+    over each answer: an unbiased estimate of KL(policy || reference) on the policy's own samples)."""
+    models.use(POLICY)
+    policy = generate(models.peft, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, 1.0, seed=seed)
+    with models.reference():
+        reference = generate(models.peft, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, 1.0,
+                             seed=seed)
+    rows = torch.arange(len(prompts))
+    logp, _, _ = policy_forward(models, policy, rows, cfg.temperature)
+    with models.reference():
+        ref_logp, _, _ = policy_forward(models, policy, rows, cfg.temperature)
+    kl = (kl_k1(logp, ref_logp) * policy.response_mask).sum(1).mean().item()
+    p_scores = [judge(p, t) for p, t in zip(prompts, policy.texts)]
+    r_scores = [judge(p, t) for p, t in zip(prompts, reference.texts)]
+    return {"prompts": len(prompts), "policy_score": sum(p_scores) / len(p_scores),
+            "reference_score": sum(r_scores) / len(r_scores), "kl": kl,
+            "policy_length": policy.response_lengths.float().mean().item(),
+            "reference_length": reference.response_lengths.float().mean().item(),
+            "examples": [{"prompt": p, "policy": a, "reference": b}
+                         for p, a, b in list(zip(prompts, policy.texts, reference.texts))[:3]]}
