@@ -1,7 +1,10 @@
-"""Reward-model results per built-in judge: simulate 32 prompts x 4 with the judge, then train-rm.
+"""Reward-model results per built-in judge: held-out accuracy, pairs and training seconds.
 
-Prints one JSON line per judge with held-out accuracy, training accuracy, pairs and seconds.
-Usage: python bench/reward_judges.py [--judges concise,enthusiastic,no_lists,mentions:you] [--prompts 32]
+By default each judge gets its own simulate run (32 prompts x 4). With --reuse SESSIONS_DIR/NAME, the
+completions already in that session are re-ranked by each judge instead: the same answers, only the taste
+changes, which isolates how learnable each judge is (and skips minutes of generation per judge).
+Prints one JSON line per judge.
+Usage: python bench/reward_judges.py [--judges concise,enthusiastic,no_lists,mentions:you] [--reuse DIR/NAME]
 """
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import argparse
 import json
 import tempfile
 import time
+from pathlib import Path
 
 from common import machine
 
@@ -17,30 +21,45 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--judges", default="concise,enthusiastic,no_lists,mentions:you")
     ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--reuse", default=None, help="SESSIONS_DIR/NAME whose completions are re-ranked")
     ap.add_argument("--sessions-dir", default=None)
     args = ap.parse_args()
 
+    from rlhf_lab import judges as J
     from rlhf_lab.config import GenerationConfig
     from rlhf_lab.engine import Lab
+    from rlhf_lab.session import Session
 
+    source = None
+    if args.reuse:
+        path = Path(args.reuse)
+        source = Session.open(path.parent, path.name).rankings()[0]
     lab = Lab(args.sessions_dir or tempfile.mkdtemp(prefix="rm-judges-"))
     for judge in args.judges.split(","):
         name = "rm-" + judge.replace(":", "-")
         lab.open_session(name, create=name not in lab.list_sessions())
+        fn = J.get_judge(judge)
         t = time.time()
-        for _ in lab.simulate(judge, args.prompts, GenerationConfig(k=4), seed=0):
-            pass
-        simulate_s = time.time() - t
+        if source is not None:
+            for rec in source:
+                groups, scores = J.rank(fn, rec["prompt"], rec["completions"])
+                lab.rank(rec["prompt"], rec["completions"], groups, annotator=f"judge:{judge}",
+                         extra={"judge_scores": scores, "truncated": rec.get("truncated")})
+        else:
+            for _ in lab.simulate(judge, args.prompts, GenerationConfig(k=4), seed=0):
+                pass
+        ranking_s = time.time() - t
         counts = lab.counts()
+        row = {"judge": judge, "rankings": counts["rankings"], "pairs": counts["pairs"],
+               "completions_from": args.reuse or "simulate", "ranking_seconds": round(ranking_s, 1)}
         if counts["pairs"] < 2:
-            print(json.dumps({"judge": judge, **counts, "note": "fewer than 2 pairs: nothing to train"}))
+            print(json.dumps({**row, "note": "fewer than 2 pairs: nothing to train"}), flush=True)
             continue
-        summary = [row for row in lab.train_reward() if row.get("summary")][-1]
-        print(json.dumps({"judge": judge, "eval/reward_accuracy": summary["eval/reward_accuracy"],
+        summary = [r for r in lab.train_reward() if r.get("summary")][-1]
+        print(json.dumps({**row, "eval/reward_accuracy": summary["eval/reward_accuracy"],
                           "reward/accuracy": summary["reward/accuracy"], "pairs_train": summary["pairs_train"],
                           "pairs_eval": summary["pairs_eval"], "train_seconds": summary["seconds"],
-                          "stopped": summary["stopped"], "simulate_seconds": round(simulate_s, 1),
-                          "rankings": counts["rankings"], "machine": machine()}), flush=True)
+                          "stopped": summary["stopped"], "machine": machine()}), flush=True)
 
 
 if __name__ == "__main__":
