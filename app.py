@@ -52,9 +52,10 @@ def main(argv=None) -> int:
         return 2
     demo = build_ui(lab)
     demo.queue(default_concurrency_limit=4)
-    print(f"rlhf_lab ready in {time.time() - START:.1f}s at http://{args.host}:{args.port}", flush=True)
     demo.launch(server_name=args.host, server_port=args.port, share=False, css=CSS, head=HEAD,
-                show_error=True, footer_links=[])
+                show_error=True, footer_links=[], quiet=True, prevent_thread_lock=True)
+    print(f"rlhf_lab ready in {time.time() - START:.1f}s at http://{args.host}:{args.port}", flush=True)
+    demo.block_thread()
     return 0
 
 
