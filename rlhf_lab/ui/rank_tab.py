@@ -10,6 +10,7 @@ from ..preferences import format_order, groups_from_ranks, parse_order
 from ..prompts import random_prompt
 from .common import err, ok, person_errors
 
+AGREEMENT_ROWS = 10
 EMPTY = {"prompt": None, "texts": [], "policy": None, "truncated": []}
 
 
@@ -28,10 +29,12 @@ def rankings_table(lab, limit: int = 50) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     records = lab.rankings()
     rows = []
-    for n, rec in list(enumerate(records, start=1))[-limit:][::-1]:
+    for shown, (n, rec) in enumerate(list(enumerate(records, start=1))[-limit:][::-1]):
         agree = ""
         try:
-            result = lab.agreement(rec) if lab.jobs.current is None else None
+            # Scoring costs ~1 s a ranking on CPU: the newest 10 are enough to judge agreement, and an idle
+            # model is required (a running job owns the model thread).
+            result = lab.agreement(rec) if lab.jobs.current is None and shown < AGREEMENT_ROWS else None
             if result:
                 agree = f"{'✔' if result[0] == result[1] else '✘'} {result[0]}/{result[1]}"
         except LabBusy:
