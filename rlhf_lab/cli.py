@@ -126,6 +126,7 @@ def _gen_cfg(args) -> GenerationConfig:
 
 
 def run(args) -> int:
+    from .generation import require_prompt
     from .judges import get_judge
     from .preferences import parse_order, read_trl
     from .session import validate_name
@@ -161,8 +162,8 @@ def run(args) -> int:
     # Everything that can be checked without the model is checked before it loads (and before any write).
     gen_cfg = _gen_cfg(args) if args.command in ("generate", "simulate") else None
     validate_name(args.session)
-    if args.command == "generate" and not args.prompt.strip():
-        raise ConfigError("The prompt is empty: give --prompt some text.")
+    if args.command == "generate":
+        require_prompt(args.prompt)
     if args.command == "import":
         read_trl(args.file)
     if args.command == "simulate":

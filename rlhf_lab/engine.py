@@ -12,8 +12,9 @@ from typing import Iterator
 import torch
 
 from . import checkpoints, judges, metrics as M, prompts as builtin, worker
-from .config import ConfigError, GenerationConfig, ModelConfig, PPOConfig, RewardConfig, from_dict
-from .generation import Stopped, check_prompt, decode_partial, eos_token_ids, generate, tokenize_pairs
+from .config import GenerationConfig, ModelConfig, PPOConfig, RewardConfig, from_dict
+from .generation import (Stopped, check_prompt, decode_partial, eos_token_ids, generate, require_prompt,
+                         tokenize_pairs)
 from .jobs import JobRunner, LabBusy
 from .models import POLICY, REWARD, LabModels, load_lab_models, num_layers
 from .evaluation import evaluate_policy
@@ -115,17 +116,17 @@ class Lab:
 
     # ---- generation -----------------------------------------------------------------------------------------
     def _validated(self, prompt: str, cfg: GenerationConfig) -> str:
-        if prompt is None or not str(prompt).strip():
-            raise ConfigError("The prompt is empty: type a question or press 'Random prompt'.")
+        require_prompt(prompt)  # before loading a model for it
         models = self.models or self.load_model()
         return check_prompt(models.tokenizer, models.peft, prompt, cfg.max_new_tokens)
 
-    def generate(self, prompt: str, cfg: GenerationConfig | None = None) -> list[str]:
-        """K completions of one prompt from the current policy."""
-        result = None
+    def generate(self, prompt: str, cfg: GenerationConfig | None = None) -> dict:
+        """K completions of one prompt from the current policy: generate_stream's final event
+        ({"texts", "truncated", "scores", "policy", "seed", "prompt"})."""
+        final = None
         for event in self.generate_stream(prompt, cfg):
-            result = event
-        return result["texts"]
+            final = event
+        return final
 
     def generate_stream(self, prompt: str, cfg: GenerationConfig | None = None) -> Iterator[dict]:
         """Yield {"texts": partial texts, "done": False} while sampling, then the final
@@ -234,7 +235,7 @@ class Lab:
         self._require_session()
         for i, prompt in enumerate(builtin.sample_prompts(int(n_prompts), seed=seed)):
             gen = GenerationConfig(**{**asdict(cfg), "seed": seed * 100003 + i})
-            final = list(self.generate_stream(prompt, gen))[-1]
+            final = self.generate(prompt, gen)
             texts = final["texts"]
             groups, scores = judges.rank(fn, prompt, texts)
             rec = self.rank(prompt, texts, groups, annotator=f"judge:{judge}",

@@ -60,11 +60,16 @@ def encode_prompts(tokenizer, prompts: Sequence[str], device) -> tuple[torch.Ten
     return enc["input_ids"].to(device), enc["attention_mask"].to(device)
 
 
+def require_prompt(prompt) -> str:
+    """The prompt stripped, or ConfigError if there is nothing in it (checked before any model is needed)."""
+    if prompt is None or not str(prompt).strip():
+        raise ConfigError("The prompt is empty: type a question (in the app, or press 'Random prompt').")
+    return str(prompt).strip()
+
+
 def check_prompt(tokenizer, model, prompt: str, max_new_tokens: int) -> str:
     """Validate one prompt; return it stripped, or raise ConfigError saying what is wrong."""
-    if prompt is None or not str(prompt).strip():
-        raise ConfigError("The prompt is empty: type a question or press 'Random prompt'.")
-    prompt = str(prompt).strip()
+    prompt = require_prompt(prompt)
     n = len(tokenizer(chat_text(tokenizer, prompt), add_special_tokens=False)["input_ids"])
     ctx = context_length(model)
     if n + max_new_tokens > ctx:
