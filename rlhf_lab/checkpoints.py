@@ -25,8 +25,11 @@ def save_adapter(models, adapter: str, head: torch.nn.Module, folder: Path, info
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
+    # Only the LoRA tensors are handed to peft: a full model.state_dict() makes bitsandbytes 0.50 unpack the
+    # packed 4-bit layers, and its inverse scrambles their scales (hidden states off by ~40, measured).
+    lora = {n: p for n, p in models.peft.named_parameters() if "lora_" in n}
     state = {k: v.detach().cpu().contiguous()
-             for k, v in get_peft_model_state_dict(models.peft, adapter_name=adapter).items()}
+             for k, v in get_peft_model_state_dict(models.peft, state_dict=lora, adapter_name=adapter).items()}
     save_file(state, tmp / ADAPTER_FILE)
     models.peft.peft_config[adapter].save_pretrained(tmp)
     save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, tmp / HEAD_FILE)
@@ -57,12 +60,20 @@ def adapter_shape(folder: Path, num_layers: int) -> tuple[int, int]:
 
 
 def load_adapter(models, adapter: str, head: torch.nn.Module, folder: Path) -> dict:
-    """Load weights saved by save_adapter into an existing adapter of the same rank."""
-    from peft import set_peft_model_state_dict
+    """Load weights saved by save_adapter into an existing adapter of the same shape.
 
+    The LoRA tensors are copied straight into the adapter's parameters: peft's loader reads the full
+    model.state_dict(), which scrambles bitsandbytes' packed 4-bit layers (see save_adapter).
+    """
     folder = Path(folder)
     state = load_file(folder / ADAPTER_FILE, device=str(models.device))
-    set_peft_model_state_dict(models.peft, state, adapter_name=adapter)
+    targets = {n.replace(f".{adapter}.", "."): p for n, p in models.peft.named_parameters()
+               if "lora_" in n and f".{adapter}." in n}
+    if set(targets) != set(state) or any(targets[k].shape != state[k].shape for k in state):
+        raise ValueError(f"The adapter in {folder} does not fit the loaded model's {adapter!r} adapter.")
+    with torch.no_grad():
+        for key, param in targets.items():
+            param.copy_(state[key])
     head.load_state_dict(load_file(folder / HEAD_FILE, device=str(models.device)))
     models.use(models.peft.active_adapter)
     info = folder / "info.json"

@@ -30,6 +30,9 @@ class LabError(RuntimeError):
     """An operation cannot run in the lab's current state; the message says what to do."""
 
 
+SIMULATE_ROWS = 32  # rows per generate call in simulate (prompts x K)
+
+
 class Lab:
     def __init__(self, sessions_dir: Path | str = DEFAULT_SESSIONS, model_cfg: ModelConfig | None = None):
         self.sessions_dir = Path(sessions_dir)
@@ -227,21 +230,36 @@ class Lab:
 
     def simulate(self, judge: str, n_prompts: int, cfg: GenerationConfig | None = None,
                  seed: int = 0) -> Iterator[dict]:
-        """Generate for n built-in prompts and record the judge's rankings. Yields one row per prompt."""
+        """Generate for n built-in prompts and record the judge's rankings. Yields one row per prompt.
+
+        Several prompts share one generate call (SIMULATE_ROWS rows): a decode step costs nearly the same
+        for 32 rows as for 4 here, so 32 prompts x 4 answers take ~2.5x less time than one prompt at a time.
+        """
         if not 1 <= int(n_prompts) <= 10000:
             raise LabError(f"--prompts must be between 1 and 10000, not {n_prompts}")
         fn = judges.get_judge(judge)
         cfg = cfg or GenerationConfig()
         self._require_session()
-        for i, prompt in enumerate(builtin.sample_prompts(int(n_prompts), seed=seed)):
-            gen = GenerationConfig(**{**asdict(cfg), "seed": seed * 100003 + i})
-            final = self.generate(prompt, gen)
-            texts = final["texts"]
-            groups, scores = judges.rank(fn, prompt, texts)
-            rec = self.rank(prompt, texts, groups, annotator=f"judge:{judge}",
-                            extra={"judge_scores": scores, "truncated": final["truncated"]})
-            yield {"index": i, "prompt": prompt, "ranking": groups, "scores": scores, "id": rec["id"],
-                   "progress": (i + 1) / n_prompts}
+        models = self.models or self.load_model()
+        prompts = builtin.sample_prompts(int(n_prompts), seed=seed)
+        per_call = max(1, SIMULATE_ROWS // cfg.k)
+        for start in range(0, len(prompts), per_call):
+            chunk = prompts[start:start + per_call]
+            rows = [p for p in chunk for _ in range(cfg.k)]
+            with self.jobs.inline("simulate"):
+                models.use(POLICY)
+                rollout = worker.call(generate, models.peft, models.tokenizer, rows, cfg.max_new_tokens,
+                                      cfg.temperature, cfg.top_p, seed * 100003 + start,
+                                      None, self.jobs.stop_event)
+            for j, prompt in enumerate(chunk):
+                texts = rollout.texts[j * cfg.k:(j + 1) * cfg.k]
+                truncated = rollout.truncated[j * cfg.k:(j + 1) * cfg.k].tolist()
+                groups, scores = judges.rank(fn, prompt, texts)
+                rec = self.rank(prompt, texts, groups, annotator=f"judge:{judge}",
+                                extra={"judge_scores": scores, "truncated": truncated})
+                index = start + j
+                yield {"index": index, "prompt": prompt, "ranking": groups, "scores": scores, "id": rec["id"],
+                       "progress": (index + 1) / n_prompts}
 
     # ---- reward model -------------------------------------------------------------------------------------------
     def train_reward(self, cfg: RewardConfig | None = None, inline: bool = True):

@@ -22,9 +22,10 @@ def evaluate_policy(models: LabModels, judge: Judge, prompts: list[str], cfg: PP
         reference = generate(models.peft, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, 1.0,
                              seed=seed)
     rows = torch.arange(len(prompts))
-    logp, _, _ = policy_forward(models, policy, rows, cfg.temperature)
+    trunk = models.trunk(policy.input_ids, policy.attention_mask)
+    logp, _, _ = policy_forward(models, policy, trunk, rows, cfg.temperature)
     with models.reference():
-        ref_logp, _, _ = policy_forward(models, policy, rows, cfg.temperature)
+        ref_logp, _, _ = policy_forward(models, policy, trunk, rows, cfg.temperature)
     kl = (kl_k1(logp, ref_logp) * policy.response_mask).sum(1).mean().item()
     p_scores = [judge(p, t) for p, t in zip(prompts, policy.texts)]
     r_scores = [judge(p, t) for p, t in zip(prompts, reference.texts)]

@@ -18,7 +18,7 @@ from .config import PPOConfig
 from .core import (AdaptiveKLController, FixedKLController, entropy_from_logits, gae, kl_per_token,
                    logprobs_from_logits, masked_mean, masked_whiten, policy_loss, shaped_rewards, value_loss)
 from .generation import Rollout, Stopped, generate
-from .models import POLICY, LabModels
+from .models import POLICY, LabModels, Trunk
 
 
 @dataclass
@@ -42,16 +42,18 @@ def new_state(models: LabModels, cfg: PPOConfig, kl_coef: float | None = None, s
     return PPOState(optimizer, kl_ctl, step)
 
 
-def policy_forward(models: LabModels, rollout: Rollout, rows: torch.Tensor, temperature: float,
+def policy_forward(models: LabModels, rollout: Rollout, trunk: Trunk, rows: torch.Tensor, temperature: float,
                    with_entropy: bool = False):
     """Log-probs (b, T) of the sampled tokens and values (b, T) of the states that emitted them.
 
-    Only response positions go through the 49k-wide LM head: that is most of the cost on CPU.
+    `trunk` is the rollout after the frozen bottom layers (models.trunk), computed once per step: only the
+    top layers run here. Only response positions go through the 49k-wide LM head.
     """
-    ids, attn = rollout.input_ids[rows], rollout.attention_mask[rows]
     P, T = rollout.query_ids.shape[1], rollout.response_ids.shape[1]
-    hidden = models.hidden(ids, attn)[:, P - 1:P - 1 + T]  # state before each response token
-    logits = models.logits(hidden) / temperature
+    hidden = models.hidden_from(trunk.select(rows))[:, P - 1:P - 1 + T]  # state before each response token
+    logits = models.logits(hidden)
+    if temperature != 1.0:  # a (b, T, V) division and its backward: skip it when it is a no-op
+        logits = logits / temperature
     logprobs = logprobs_from_logits(logits, rollout.response_ids[rows])
     values = models.value_head(hidden.float()).squeeze(-1)
     entropy = entropy_from_logits(logits) if with_entropy else None
@@ -71,21 +73,23 @@ def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOSt
 
     # 1. Rollout: sample one response per prompt from the current policy (top_p=1: the true distribution).
     rollout = generate(models.peft, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, top_p=1.0,
-                       seed=seed, stop_event=stop_event)
+                       seed=seed, stop_event=stop_event, capture=models.trunk_top())
     t_generate = time.monotonic() - t_start
     mask = rollout.response_mask.float()                                   # (B, T)
     all_rows = torch.arange(B, device=mask.device)
 
     with torch.no_grad():
+        # The frozen bottom layers' output, kept while sampling: the reward model, the reference and every
+        # policy pass below share it and run only the adapted top layers.
+        trunk = models.rollout_trunk(rollout)
         # 2. Score: reward model on the last real token; answers cut without EOS pay a penalty.
-        scores = (scorer(rollout) if scorer is not None
-                  else models.score(rollout.input_ids, rollout.attention_mask)).float()   # (B,)
+        scores = (scorer(rollout) if scorer is not None else models.score_from(trunk)).float()   # (B,)
         scores = scores - cfg.missing_eos_penalty * rollout.truncated.float()
         # 3. Reference log-probs: the same base with adapters disabled.
         with models.reference():
-            ref_logprobs, _, _ = policy_forward(models, rollout, all_rows, cfg.temperature)
+            ref_logprobs, _, _ = policy_forward(models, rollout, trunk, all_rows, cfg.temperature)
         # 4. Old log-probs and values from the policy that sampled.
-        old_logprobs, old_values, entropy = policy_forward(models, rollout, all_rows, cfg.temperature,
+        old_logprobs, old_values, entropy = policy_forward(models, rollout, trunk, all_rows, cfg.temperature,
                                                            with_entropy=True)
         # 5. Rewards: -kl_coef * KL per token, score at the last real token.
         kl = kl_per_token(old_logprobs, ref_logprobs, cfg.kl_estimator) * mask             # (B, T)
@@ -108,7 +112,7 @@ def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOSt
                 raise Stopped("PPO stopped")
             mb = b_inds[start:start + cfg.mini_batch_size]
             mb_mask = mask[mb]
-            new_logprobs, new_values, _ = policy_forward(models, rollout, mb, cfg.temperature)
+            new_logprobs, new_values, _ = policy_forward(models, rollout, trunk, mb, cfg.temperature)
             pg_loss, pg_stats = policy_loss(new_logprobs, old_logprobs[mb], advantages[mb], mb_mask, cfg.cliprange)
             vf_loss, vf_stats = value_loss(new_values, old_values[mb], returns[mb], mb_mask, cfg.cliprange_value)
             if pg_stats["ratio"].item() > cfg.ratio_threshold or not torch.isfinite(pg_loss + vf_loss):

@@ -19,7 +19,7 @@ from . import metrics as M
 from .config import RewardConfig
 from .core import bradley_terry_loss
 from .generation import tokenize_pairs
-from .models import REWARD, LabModels
+from .models import REWARD, LabModels, Trunk
 from .preferences import Pair
 
 
@@ -68,13 +68,37 @@ def count_pairs(groups: list[Group]) -> int:
     return sum(len(g.pairs) for g in groups)
 
 
-def _batch_scores(models: LabModels, groups: list[Group], max_length: int):
+class TrunkCache:
+    """Each completion's trunk (the frozen bottom layers' output), computed once for the whole training run:
+    every epoch and every evaluation then runs only the adapted top layers. Stops adding past max_bytes."""
+
+    def __init__(self, models: LabModels, max_length: int, max_bytes: int = 512 * 2**20):
+        self.models, self.max_length, self.max_bytes = models, max_length, max_bytes
+        self.rows: dict[tuple, Trunk] = {}
+        self.bytes = 0
+
+    def batch(self, prompts: list[str], texts: list[str], cut: list[bool]) -> Trunk:
+        keys = list(zip(prompts, texts, cut))
+        missing = [k for k in dict.fromkeys(keys) if k not in self.rows]
+        fresh = {}
+        if missing:
+            ids, mask = tokenize_pairs(self.models.tokenizer, [k[0] for k in missing], [k[1] for k in missing],
+                                       self.models.device, self.max_length, [k[2] for k in missing])
+            fresh = dict(zip(missing, self.models.trunk(ids, mask).unstack()))
+            for key, row in fresh.items():
+                size = 0 if row.hidden is None else row.hidden.numel() * row.hidden.element_size()
+                if self.bytes + size <= self.max_bytes:
+                    self.rows[key] = row
+                    self.bytes += size
+        return Trunk.stack([self.rows.get(k) or fresh[k] for k in keys], self.models.tokenizer.pad_token_id)
+
+
+def _batch_scores(models: LabModels, groups: list[Group], cache: TrunkCache):
     """Score every completion of the groups in one forward; return (chosen, rejected) score tensors."""
     prompts = [g.prompt for g in groups for _ in g.completions]
     texts = [c for g in groups for c in g.completions]
     cut = [t for g in groups for t in g.truncated]
-    ids, mask = tokenize_pairs(models.tokenizer, prompts, texts, models.device, max_length, cut)
-    scores = models.score(ids, mask)
+    scores = models.score_from(cache.batch(prompts, texts, cut))
     chosen, rejected, offset = [], [], 0
     for g in groups:
         for i, j in g.pairs:
@@ -85,11 +109,11 @@ def _batch_scores(models: LabModels, groups: list[Group], max_length: int):
 
 
 @torch.no_grad()
-def evaluate(models: LabModels, groups: list[Group], max_length: int, batch: int = 4) -> dict:
+def evaluate(models: LabModels, groups: list[Group], cache: TrunkCache, batch: int = 4) -> dict:
     """Accuracy and mean margin over all pairs of the groups."""
     correct, margin, n = 0.0, 0.0, 0
     for start in range(0, len(groups), batch):
-        c, r = _batch_scores(models, groups[start:start + batch], max_length)
+        c, r = _batch_scores(models, groups[start:start + batch], cache)
         correct += (c > r).float().sum().item()
         margin += (c - r).sum().item()
         n += c.numel()
@@ -129,6 +153,7 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
     params = models.adapter_params(REWARD) + list(models.reward_head.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
     start_state = _snapshot(models)
+    cache = TrunkCache(models, cfg.max_length)
     epoch_acc: list[float] = []
     best, best_acc, bad_epochs, step = None, -1.0, 0, 0
     started = time.monotonic()
@@ -137,7 +162,7 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
 
     def eval_row(epoch):
         nonlocal best, best_acc, bad_epochs
-        result = evaluate(models, held or train, cfg.max_length)
+        result = evaluate(models, held or train, cache)
         improved = result["accuracy"] > best_acc
         if improved:
             best, best_acc, bad_epochs = _snapshot(models), result["accuracy"], 0
@@ -159,7 +184,7 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
                     stopped_by = "time"
                     break
                 t0 = time.monotonic()
-                chosen, rejected = _batch_scores(models, order[start:start + cfg.batch_rankings], cfg.max_length)
+                chosen, rejected = _batch_scores(models, order[start:start + cfg.batch_rankings], cache)
                 loss, stats = bradley_terry_loss(chosen, rejected, cfg.margin, cfg.center_coef)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(

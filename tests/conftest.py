@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def make_tiny_model_folder(folder: Path) -> Path:
+def make_tiny_model_folder(folder: Path, layers: int = 2) -> Path:
     """Save a tiny random llama with a real tokenizer (the embedded model's) as safetensors."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -22,7 +22,7 @@ def make_tiny_model_folder(folder: Path) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(ensure_default_model())
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                          bos_token_id=tokenizer.bos_token_id, tie_word_embeddings=True)
@@ -44,6 +44,18 @@ def tiny_models(tiny_model_dir):
     from rlhf_lab.models import load_lab_models
 
     return worker.call(load_lab_models, ModelConfig(model=str(tiny_model_dir), precision="fp32", lora_r=4), 4)
+
+
+@pytest.fixture(scope="session")
+def split_models(tmp_path_factory):
+    """A 4-layer tiny llama with both adapters on the top 2 layers: passes split after layer 2."""
+    from rlhf_lab import worker
+    from rlhf_lab.config import ModelConfig
+    from rlhf_lab.models import load_lab_models
+
+    folder = make_tiny_model_folder(tmp_path_factory.mktemp("tiny-llama-4"), layers=4)
+    cfg = ModelConfig(model=str(folder), precision="fp32", lora_r=4, lora_layers=2)
+    return worker.call(load_lab_models, cfg, 4, None, 2)
 
 
 @pytest.fixture(scope="session")

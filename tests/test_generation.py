@@ -55,3 +55,22 @@ def test_prompt_checks(tiny_models):
     with pytest.raises(ConfigError, match="context"):
         check_prompt(m.tokenizer, m.peft, "word " * 400, 10)  # tiny model context is 256
     assert check_prompt(m.tokenizer, m.peft, "  hi  ", 10) == "hi"
+
+
+def test_sample_next_draws_from_the_softmax_with_temperature_and_top_p():
+    from rlhf_lab.generation import sample_next
+
+    torch.manual_seed(0)
+    n = 40000
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, float("-inf")]]).repeat(n, 1)
+
+    def freq(temperature, top_p):
+        return torch.bincount(sample_next(logits, temperature, top_p), minlength=5).float() / n
+
+    expected = torch.softmax(logits[0], -1)  # [0.644, 0.237, 0.087, 0.032, 0]
+    assert torch.allclose(freq(1.0, 1.0), expected, atol=0.01)
+    assert torch.allclose(freq(0.5, 1.0), torch.softmax(logits[0] / 0.5, -1), atol=0.01)
+    # top_p 0.7: the smallest set reaching 0.7 is tokens {0, 1}, renormalised
+    kept = expected[:2] / expected[:2].sum()
+    assert torch.allclose(freq(1.0, 0.7), torch.cat([kept, torch.zeros(3)]), atol=0.01)
+    assert freq(1.0, 1.0)[4] == 0  # a zero-probability token is never drawn

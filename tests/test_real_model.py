@@ -39,8 +39,9 @@ def test_k_completions_and_masks(lab):
 
 
 def test_reward_model_learns_judge_and_survives_reopen(lab, tmp_path):
-    # K=8 gives many within-prompt pairs; most are "finished answer beats one cut off mid-sentence".
-    for _ in lab.simulate("concise", 12, GenerationConfig(k=8, max_new_tokens=64), seed=5):
+    # K=8 gives many within-prompt pairs; most are "finished answer beats one cut off mid-sentence". Only ~1 in
+    # 8 answers finishes within 64 tokens, so 24 prompts are needed for a held-out set worth measuring.
+    for _ in lab.simulate("concise", 24, GenerationConfig(k=8, max_new_tokens=64), seed=5):
         pass
     rows = list(lab.train_reward(RewardConfig(epochs=3, max_seconds=90)))
     summary = rows[-1]
@@ -63,56 +64,69 @@ def test_reward_model_learns_judge_and_survives_reopen(lab, tmp_path):
     assert checkpoints.is_complete(lab.session.adapter_dir("reward"))
 
 
-def terse(prompt: str, completion: str) -> float:
-    """A judge for this test: every word costs a tenth of a point (a dense signal, unlike bucketed ones)."""
-    return -len(judges.words(completion)) / 10.0
+def starts_with_the(prompt: str, completion: str) -> float:
+    """A judge for this test: 1 if the answer's first word is "The" (about a quarter of SmolLM2's answers
+    start so), else 0. A behaviour the policy can learn in a few steps, so the test is not left to luck."""
+    return 1.0 if judges.words(completion)[:1] == ["the"] else 0.0
 
 
 def test_ppo_with_judge_reward_raises_score(lab):
-    """A judge defines the reward (fewer words is better); a few PPO steps raise its mean score."""
+    """A judge defines the reward; a few PPO steps raise its mean score, on the training batches and on fresh
+    samples compared with the reference (same prompts, same seeds)."""
+    from rlhf_lab.evaluation import evaluate_policy
+
     m = lab.models
     prompts = sample_prompts(8, seed=11)
 
     def scorer(rollout):
-        return torch.tensor([terse(p, t) for p, t in zip(rollout.prompts, rollout.texts)])
+        return torch.tensor([starts_with_the(p, t) for p, t in zip(rollout.prompts, rollout.texts)])
 
     def run():
         m.reset_policy()
-        cfg = PPOConfig(batch_size=8, max_new_tokens=32, num_ppo_epochs=2, learning_rate=1e-3, kl_coef=0.01,
+        cfg = PPOConfig(batch_size=8, max_new_tokens=8, num_ppo_epochs=2, learning_rate=2e-3, kl_coef=0.01,
                         missing_eos_penalty=0.0)
         state = new_state(m, cfg)
-        rows = [ppo_step(m, prompts, cfg, state, seed=100 + i, scorer=scorer)[0] for i in range(6)]
+        rows = [ppo_step(m, prompts, cfg, state, seed=100 + i, scorer=scorer)[0] for i in range(8)]
+        result = evaluate_policy(m, starts_with_the, sample_prompts(16, seed=12), cfg, seed=5)
         m.reset_policy()
-        return rows
+        return rows, result
 
-    rows = worker.call(run)
-    first = sum(r["objective/scores"] for r in rows[:2]) / 2
-    last = sum(r["objective/scores"] for r in rows[-2:]) / 2
-    assert last > first, [r["objective/scores"] for r in rows]
-    assert all(r["objective/kl"] > -0.1 for r in rows)
+    rows, result = worker.call(run)
+    scores = [r["objective/scores"] for r in rows]
+    assert sum(scores[-2:]) / 2 > sum(scores[:2]) / 2 + 0.25, scores
+    assert result["policy_score"] > result["reference_score"] + 0.25, result
+    assert all(r["objective/kl"] > -0.1 for r in rows), [r["objective/kl"] for r in rows]
 
 
 def test_gradients_flow_through_4bit_base_after_generation(lab):
-    """Regression: bitsandbytes' CPU inference repacking (no backward) must not kick in after generate()."""
+    """Regression: bitsandbytes' CPU inference repacking (no backward) must not reach the adapted layers.
+
+    Layers below the adapters may pack (they never carry a gradient); from the first adapted layer up, the
+    gradient with respect to that layer's input must be the same before and after generate().
+    """
     from rlhf_lab.generation import generate
+    from rlhf_lab.models import Trunk
 
     m = lab.models
+    assert 0 < m.cut < 30  # the embedded model runs split: adapters on the top layers only
 
     def input_grad_norm():
-        ids, am = torch.randint(0, 1000, (2, 16), generator=torch.Generator().manual_seed(0)), torch.ones(2, 16,
-                                                                                                          dtype=torch.long)
-        emb = m.base_model.model.embed_tokens(ids).detach().requires_grad_(True)
-        out = m.base_model.model(inputs_embeds=emb, attention_mask=am).last_hidden_state
+        ids = torch.randint(0, 1000, (2, 16), generator=torch.Generator().manual_seed(0))
+        trunk = m.trunk(ids, torch.ones(2, 16, dtype=torch.long))
+        h = trunk.hidden.detach().requires_grad_(True)
+        out = m.hidden_from(Trunk(trunk.input_ids, trunk.attention_mask, h))
         out[:, -1].sum().backward()
-        return emb.grad.norm().item()
+        return h.grad.norm().item()
 
     def run():
         before = input_grad_norm()
-        generate(m.peft, m.tokenizer, ["Hello"] * 2, 4, 1.0, 1.0, seed=0)
+        generate(m.peft, m.tokenizer, ["Hello"] * 2, 4, 1.0, 1.0, seed=0, capture=m.trunk_top())
         return before, input_grad_norm()
 
     before, after = worker.call(run)
-    assert after == pytest.approx(before, rel=1e-4) and after > 10
+    # Measured: ~5.1 through the differentiable layers; ~1.8 once the top layers are packed (only the residual
+    # path and the LoRA branches are left), so the bound also holds if an earlier test had already packed them.
+    assert after == pytest.approx(before, rel=1e-4) and after > 3.5
 
 
 def test_one_4bit_base_in_memory(lab):
@@ -126,3 +140,31 @@ def test_one_4bit_base_in_memory(lab):
     # 4-bit base: far below the ~540 MB an fp32 copy of 135M parameters would take
     assert m.base_weight_bytes() < 200e6
     assert set(m.peft.peft_config) == {"policy", "reward"}
+
+
+def test_saving_and_loading_adapters_leaves_the_packed_base_unchanged(lab, tmp_path):
+    """Regression: a full model.state_dict() (peft's save and load helpers call it) made bitsandbytes 0.50 unpack
+    the packed 4-bit layers with scrambled scales; the lab saves and loads only the LoRA tensors."""
+    from rlhf_lab.generation import encode_prompts, generate
+
+    m = lab.models
+
+    def run():
+        generate(m.peft, m.tokenizer, ["Hello"] * 2, 4, 1.0, 1.0, seed=0)  # packs the layers below the adapters
+        ids, mask = encode_prompts(m.tokenizer, ["Is the base still the same?"], m.device)
+        with torch.no_grad(), m.reference():
+            before = m.hidden(ids, mask)
+        saved = [p.detach().clone() for p in m.adapter_params(REWARD)]
+        checkpoints.save_adapter(m, REWARD, m.reward_head, tmp_path / "reward")
+        with torch.no_grad():
+            for p in m.adapter_params(REWARD):
+                p.zero_()
+        checkpoints.load_adapter(m, REWARD, m.reward_head, tmp_path / "reward")
+        with torch.no_grad(), m.reference():
+            after = m.hidden(ids, mask)
+        loaded = [p.detach().clone() for p in m.adapter_params(REWARD)]
+        return before, after, saved, loaded
+
+    before, after, saved, loaded = worker.call(run)
+    assert torch.equal(before, after)
+    assert all(torch.equal(a, b) for a, b in zip(saved, loaded))
