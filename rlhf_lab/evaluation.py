@@ -17,12 +17,13 @@ def evaluate_policy(models: LabModels, judge: Judge, prompts: list[str], cfg: PP
     disabled), sampled as PPO samples; and the policy samples' mean sequence KL to the reference (k1 summed
     over each answer: an unbiased estimate of KL(policy || reference) on the policy's own samples)."""
     models.use(POLICY)
-    policy = generate(models.peft, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, 1.0, seed=seed)
+    policy = generate(models.peft, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, 1.0, seed=seed,
+                      capture=models.trunk_top())
     with models.reference():
         reference = generate(models.peft, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, 1.0,
                              seed=seed)
     rows = torch.arange(len(prompts))
-    trunk = models.trunk(policy.input_ids, policy.attention_mask)
+    trunk = models.rollout_trunk(policy)  # kept while sampling, as in ppo_step
     logp, _, _ = policy_forward(models, policy, trunk, rows, cfg.temperature)
     with models.reference():
         ref_logp, _, _ = policy_forward(models, policy, trunk, rows, cfg.temperature)

@@ -61,6 +61,12 @@ def encode_prompts(tokenizer, prompts: Sequence[str], device) -> tuple[torch.Ten
     return enc["input_ids"].to(device), enc["attention_mask"].to(device)
 
 
+def positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids from the mask: left-padded rows start at 0 on their first real token. Sampling and every
+    scoring pass use this, so a token sees the same position in all of them."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
 def require_prompt(prompt) -> str:
     """The prompt stripped, or ConfigError if there is nothing in it (checked before any model is needed)."""
     if prompt is None or not str(prompt).strip():
@@ -153,7 +159,7 @@ def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, temp
     try:
         cache = DynamicCache(config=model.config)
         mask = query_mask
-        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        pos = positions(mask)
         out = model(input_ids=query_ids, attention_mask=mask, position_ids=pos, past_key_values=cache,
                     use_cache=True, logits_to_keep=1)
         finished = torch.zeros(len(prompts), dtype=torch.bool, device=device)

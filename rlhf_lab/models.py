@@ -16,6 +16,7 @@ from torch import nn
 
 from .config import ConfigError, ModelConfig
 from . import default_model
+from .generation import positions
 
 POLICY = "policy"
 REWARD = "reward"
@@ -102,13 +103,13 @@ def allow_fast_4bit_sampling(layers) -> int:
 def _set_4bit_packing(modules, allowed: bool) -> int:
     try:
         import bitsandbytes as bnb
-        from bitsandbytes.functional import has_avx512bf16
     except ImportError:
         return 0
+    packable = allowed and _cpu_has_bf16()
     switched = 0
     for module in modules:
         if isinstance(module, bnb.nn.Linear4bit) and hasattr(module, "support_avx512bf16_for_cpu"):
-            module.support_avx512bf16_for_cpu = allowed and has_avx512bf16()
+            module.support_avx512bf16_for_cpu = packable
             switched += 1
     return switched
 
@@ -118,11 +119,6 @@ class LoadedBase:
     model: nn.Module
     tokenizer: object
     path: str
-
-
-def positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Position ids from the mask, as during generation: left-padded rows start at 0 on their first token."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
 @dataclass
@@ -229,7 +225,7 @@ class LabModels:
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
         self.use(POLICY)
-        self.cut = 0
+        self.cut = 0  # unsplit until _find_cut has checked the split
         self.cut = self._find_cut()
         # Layers below the adapters never carry a gradient: let them use the fast packed 4-bit CPU kernel.
         # Packing is one-way, so adapters may not reach below this line later (reset_reward_adapter checks).
@@ -361,11 +357,14 @@ class LabModels:
         if cut == 0:
             return 0
         ids, mask = self._probe_batch()
+        previous = self.cut
         with torch.no_grad(), self.reference():
-            self.cut = 0
-            whole = self.hidden(ids, mask)
+            whole = self.hidden_from(Trunk(ids, mask, None))  # no trunk: every layer from the token ids
             self.cut = cut
-            split = self.hidden(ids, mask)
+            try:
+                split = self.hidden(ids, mask)
+            finally:
+                self.cut = previous
         real = mask.bool()
         return cut if torch.allclose(whole[real], split[real], rtol=1e-4, atol=1e-4) else 0
 

@@ -12,16 +12,6 @@ from rlhf_lab.ppo_trainer import new_state, ppo_step
 PROMPTS = ["Hello there", "A much longer prompt than the first one", "Why?"]
 
 
-def unsplit(models, fn):
-    """Run fn with the model unsplit (every pass through all layers from the token ids)."""
-    cut = models.cut
-    models.cut = 0
-    try:
-        return fn()
-    finally:
-        models.cut = cut
-
-
 def test_split_at_lowest_adapted_layer(split_models, tiny_models):
     assert split_models.cut == 2  # 4 layers, adapters on the top 2
     assert tiny_models.cut == 0   # adapters on every layer: nothing to share, passes run whole
@@ -40,7 +30,7 @@ def test_split_pass_equals_whole_pass(split_models, adapter):
             scope = m.reference() if adapter is None else m.adapter(adapter)
             with scope:
                 split = m.hidden(ids, mask)
-                whole = unsplit(m, lambda: m.hidden(ids, mask))
+                whole = m.hidden_from(Trunk(ids, mask, None))  # every layer from the token ids
                 other = m.hidden_from(Trunk.stack(m.trunk(ids, mask).unstack(), m.tokenizer.pad_token_id))
             m.reset_policy()
         return split, whole, other, mask.bool()
