@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     import os
 
     from rlhf_lab.config import ModelConfig
-    from rlhf_lab.engine import DEFAULT_SESSIONS, Lab
+    from rlhf_lab.lab import DEFAULT_SESSIONS, Lab
     from rlhf_lab.ui import CSS, HEAD, build_ui
 
     warning = host_warning(args.host)

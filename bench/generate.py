@@ -18,10 +18,10 @@ def main() -> None:
     ap.add_argument("--precisions", default="4bit,fp32")
     args = ap.parse_args()
 
-    from rlhf_lab import worker
+    from rlhf_lab.runtime import model_thread as worker
     from rlhf_lab.config import ModelConfig
-    from rlhf_lab.generation import generate
-    from rlhf_lab.models import load_lab_models
+    from rlhf_lab.generation.decode import generate
+    from rlhf_lab.modeling.adapters import load_lab_models
 
     def run(precision: str) -> dict:
         t = time.perf_counter()
@@ -31,7 +31,7 @@ def main() -> None:
         for i in range(args.runs + 1):
             t = time.perf_counter()
             # tokens/s counts real response tokens (up to each answer's EOS)
-            rollout = generate(models.peft, models.tokenizer, ["Describe the ocean in a few words."] * 4, 64, 0.8,
+            rollout = generate(models.model, models.tokenizer, ["Describe the ocean in a few words."] * 4, 64, 0.8,
                                0.95, seed=i)
             dt = time.perf_counter() - t
             if i:

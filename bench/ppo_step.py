@@ -21,12 +21,12 @@ def main() -> None:
 
     import torch
 
-    from rlhf_lab import worker
+    from rlhf_lab.runtime import model_thread as worker
     from rlhf_lab.config import ModelConfig, PPOConfig
-    from rlhf_lab.generation import generate
-    from rlhf_lab.models import load_lab_models
-    from rlhf_lab.ppo_trainer import new_state, ppo_step
-    from rlhf_lab.prompts import sample_prompts
+    from rlhf_lab.generation.decode import generate
+    from rlhf_lab.modeling.adapters import load_lab_models
+    from rlhf_lab.algos.ppo import new_state, ppo_step
+    from rlhf_lab.data.prompts import sample_prompts
 
     def run() -> dict:
         models = load_lab_models(ModelConfig(model=args.model, precision=args.precision, lora_r=16))
@@ -43,7 +43,7 @@ def main() -> None:
             if i:  # the first step is the warm-up
                 step_times.append(time.perf_counter() - t)
             t = time.perf_counter()
-            rollout = generate(models.peft, models.tokenizer, prompts, 64, 1.0, 1.0, seed=i)
+            rollout = generate(models.model, models.tokenizer, prompts, 64, 1.0, 1.0, seed=i)
             dt = time.perf_counter() - t
             if i:
                 gen_rates.append(float(rollout.response_mask.sum()) / dt)

@@ -27,8 +27,8 @@ def main() -> None:
 
     from rlhf_lab import judges as J
     from rlhf_lab.config import GenerationConfig
-    from rlhf_lab.engine import Lab
-    from rlhf_lab.session import Session
+    from rlhf_lab.lab import Lab
+    from rlhf_lab.data.session import Session
 
     source = None
     if args.reuse:

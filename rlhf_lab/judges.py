@@ -9,6 +9,8 @@ import importlib
 import re
 from typing import Callable
 
+from .errors import JudgeError
+
 Judge = Callable[[str, str], float]
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
@@ -67,10 +69,6 @@ def mentions(word: str) -> Judge:
 
 BUILTIN: dict[str, Judge] = {"concise": concise, "enthusiastic": enthusiastic, "no_lists": no_lists}
 BUILTIN_NAMES = list(BUILTIN) + ["mentions:<word>"]
-
-
-class JudgeError(ValueError):
-    pass
 
 
 def get_judge(spec: str) -> Judge:

@@ -6,7 +6,11 @@ import pandas as pd
 # PPO
 RLHF_REWARD = "objective/rlhf_reward"        # score - kl_coef * KL: what PPO maximises
 SCORES = "objective/scores"                  # reward-model score of the samples
-KL = "objective/kl"                          # sequence KL(policy || reference), nats
+KL = "objective/kl"                          # sequence KL(policy || reference), nats, k3 estimator (>= 0)
+KL_K1 = "objective/kl_k1"                    # the same by k1 (unbiased, noisy, can read below 0)
+GOLD_SCORES = "objective/gold_scores"        # the session's judge on the same samples (gold vs proxy)
+LENGTH = "val/response_length"               # mean answer length in tokens
+FINISHED = "val/finished_frac"               # share of answers that ended with EOS
 KL_COEF = "objective/kl_coef"                # beta in use this step
 ENTROPY = "objective/entropy"                # mean per-token entropy of the policy's samples
 NON_SCORE_REWARD = "objective/non_score_reward"  # -kl_coef * KL summed over the sequence
@@ -21,6 +25,8 @@ RM_LOSS = "reward/loss"
 RM_ACCURACY = "reward/accuracy"              # training-batch accuracy
 RM_MARGIN = "reward/margin"                  # mean r_chosen - r_rejected
 EVAL_RM_ACCURACY = "eval/reward_accuracy"    # held-out accuracy, split by prompt
+EVAL_RM_LOSS = "eval/reward_loss"            # held-out Bradley-Terry loss: early stopping watches it
+RM_LENGTH_R2 = "reward/length_r2"            # share of the reward's variance answer length explains
 
 PPO_PLOTTED = [RLHF_REWARD, SCORES, KL, KL_COEF, ENTROPY, CLIPFRAC]
 

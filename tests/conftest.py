@@ -18,7 +18,7 @@ def make_tiny_model_folder(folder: Path, layers: int = 2) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from rlhf_lab.default_model import ensure_default_model
+    from rlhf_lab.modeling.default_model import ensure_default_model
 
     tokenizer = AutoTokenizer.from_pretrained(ensure_default_model())
     torch.manual_seed(0)
@@ -39,9 +39,9 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_models(tiny_model_dir):
-    from rlhf_lab import worker
+    from rlhf_lab.runtime import model_thread as worker
     from rlhf_lab.config import ModelConfig
-    from rlhf_lab.models import load_lab_models
+    from rlhf_lab.modeling.adapters import load_lab_models
 
     return worker.call(load_lab_models, ModelConfig(model=str(tiny_model_dir), precision="fp32", lora_r=4), 4)
 
@@ -49,9 +49,9 @@ def tiny_models(tiny_model_dir):
 @pytest.fixture(scope="session")
 def split_models(tmp_path_factory):
     """A 4-layer tiny llama with both adapters on the top 2 layers: passes split after layer 2."""
-    from rlhf_lab import worker
+    from rlhf_lab.runtime import model_thread as worker
     from rlhf_lab.config import ModelConfig
-    from rlhf_lab.models import load_lab_models
+    from rlhf_lab.modeling.adapters import load_lab_models
 
     folder = make_tiny_model_folder(tmp_path_factory.mktemp("tiny-llama-4"), layers=4)
     cfg = ModelConfig(model=str(folder), precision="fp32", lora_r=4, lora_layers=2)
@@ -61,7 +61,7 @@ def split_models(tmp_path_factory):
 @pytest.fixture(scope="session")
 def real_lab_factory():
     """Labs over the embedded model share one loaded model (loading is the slow part)."""
-    from rlhf_lab.engine import Lab
+    from rlhf_lab.lab import Lab
 
     shared = {}
 

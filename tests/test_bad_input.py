@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from rlhf_lab.config import ConfigError, GenerationConfig, ModelConfig, PPOConfig, RewardConfig
-from rlhf_lab.engine import Lab, LabError
-from rlhf_lab.jobs import LabBusy
-from rlhf_lab.models import ModelLoadError
-from rlhf_lab.preferences import RankingInputError
-from rlhf_lab.reward_trainer import NotEnoughPairs
-from rlhf_lab.session import SessionError
+from rlhf_lab.errors import LabError
+from rlhf_lab.lab import Lab
+from rlhf_lab.errors import LabBusy
+from rlhf_lab.errors import ModelLoadError
+from rlhf_lab.errors import RankingInputError
+from rlhf_lab.errors import NotEnoughPairs
+from rlhf_lab.errors import SessionError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,12 +117,12 @@ def test_lab_ppo_without_reward_model(lab):
 def test_lab_nan_loss_during_training_keeps_last_good_state(lab, monkeypatch):
     import torch
 
-    from rlhf_lab import reward_trainer
+    from rlhf_lab.algos import reward as reward_trainer
 
     for i in range(3):
         lab.rank(f"p{i}", ["short.", "long long long"], [[0], [1]])
     before = tree(lab.sessions_dir)
-    assert all(p.abs().sum() == 0 for n, p in lab.models.peft.named_parameters() if "lora_B.reward" in n)
+    assert all(p.abs().sum() == 0 for n, p in lab.models.model.named_parameters() if "lora_B.reward" in n)
     real = reward_trainer.bradley_terry_loss
     monkeypatch.setattr(reward_trainer, "bradley_terry_loss",
                         lambda *a, **k: (real(*a, **k)[0] * torch.tensor(float("nan")), real(*a, **k)[1]))
@@ -130,7 +131,7 @@ def test_lab_nan_loss_during_training_keeps_last_good_state(lab, monkeypatch):
     assert not lab.has_reward_model
     assert tree(lab.sessions_dir) == before
     # Memory is back to an untrained reward model: B matrices and head zero, so every score is 0 again.
-    assert all(p.abs().sum() == 0 for n, p in lab.models.peft.named_parameters() if "lora_B.reward" in n)
+    assert all(p.abs().sum() == 0 for n, p in lab.models.model.named_parameters() if "lora_B.reward" in n)
     assert lab.models.reward_head.weight.abs().sum() == 0
 
 
@@ -173,7 +174,7 @@ def test_corrupt_line_is_reported_and_left_alone(lab):
 def test_bad_rankings_and_orders(lab):
     before = tree(lab.sessions_dir)
     with pytest.raises(RankingInputError):
-        from rlhf_lab.preferences import parse_order
+        from rlhf_lab.data.rankings import parse_order
         parse_order("5>1", 4)
     with pytest.raises(SessionError):
         lab.rank("   ", ["a", "b"], [[0], [1]])
@@ -186,7 +187,7 @@ def test_bad_rankings_and_orders(lab):
 
 def test_unknown_model_offline_message():
     with pytest.raises(ModelLoadError, match="offline"):
-        from rlhf_lab.models import load_base
+        from rlhf_lab.modeling.loading import load_base
         load_base(ModelConfig(model="no-such-org/no-such-model"))
 
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from rlhf_lab import core
+from rlhf_lab.algos import rl_math as core
 
 
 def test_logprobs_match_log_softmax_and_hand_values():
@@ -123,3 +123,40 @@ def test_adaptive_kl_controller():
     fixed = core.FixedKLController(0.3)
     fixed.update(100.0, 10)
     assert fixed.value == 0.3
+
+
+def test_wilson_interval_hand_computed():
+    from rlhf_lab.algos.stats import wilson_interval
+    # 8 of 10: p=0.8, z=1.96: centre=(0.8+0.19208)/1.38416=0.71674, half=1.96*sqrt(0.016+0.0009604)/1.38416=0.18441
+    low, high = wilson_interval(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    low, high = wilson_interval(20, 40)
+    assert low < 0.5 < high  # 50% on 40 pairs: chance cannot be ruled out
+
+
+def test_r_squared_hand_computed():
+    from rlhf_lab.algos.stats import r_squared
+    assert r_squared([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)
+    assert r_squared([1, 2, 3], [5, 5, 5]) == 0.0
+    # x=[1,2,3,4], y=[1,3,2,4]: sxy=4.0, sxx=5, syy=5 -> r^2 = 16/25
+    assert r_squared([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.64)
+
+
+def test_diagnostics_say_what_went_wrong():
+    from rlhf_lab import diagnostics as D
+    weak = {"eval/reward_accuracy": 0.55, "eval/accuracy_ci": [0.36, 0.72], "pairs_eval": 20,
+            "reward/length_r2": 0.81}
+    said = D.reward_warnings(weak, prompts=16, eval_fraction=0.25)
+    assert len(said) == 2 and "chance" in said[0] and "more prompts" in said[0] and "81%" in said[1]
+    assert D.reward_warnings({"eval/reward_accuracy": 0.9, "eval/accuracy_ci": [0.78, 0.96], "pairs_eval": 48,
+                              "reward/length_r2": 0.1}) == []
+    hacked = [{"val/response_length": 60, "val/finished_frac": 0.9, "objective/scores": 0.1,
+               "objective/gold_scores": 2.0}] * 3 + \
+             [{"val/response_length": 20, "val/finished_frac": 0.5, "objective/scores": 1.5,
+               "objective/gold_scores": 1.0}] * 3
+    said = D.ppo_warnings(hacked)
+    assert len(said) == 3 and "67% shorter" in said[0] and "90% → 50%" in said[1] and "over-optimising" in said[2]
+    healthy = [{"val/response_length": 50, "val/finished_frac": 0.9, "objective/scores": s,
+                "objective/gold_scores": s} for s in (0.1, 0.2, 0.3, 0.5, 0.6, 0.7)]
+    assert D.ppo_warnings(healthy) == []

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from rlhf_lab import checkpoints
+from rlhf_lab.modeling import checkpoints
 from tests.apprun import App
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]

@@ -2,9 +2,10 @@
 import pytest
 import torch
 
-from rlhf_lab import worker
+from rlhf_lab.runtime import model_thread as worker
 from rlhf_lab.config import ConfigError, GenerationConfig
-from rlhf_lab.generation import check_prompt, generate, response_mask_from
+from rlhf_lab.generation.chat import check_prompt
+from rlhf_lab.generation.decode import generate, response_mask_from
 
 
 def test_response_mask_through_first_eos_even_when_pad_equals_eos():
@@ -17,7 +18,7 @@ def test_response_mask_through_first_eos_even_when_pad_equals_eos():
 
 def test_generate_k_completions_with_masks(tiny_models):
     m = tiny_models
-    rollout = worker.call(generate, m.peft, m.tokenizer, ["Hello there", "A much longer prompt than the first"] * 2,
+    rollout = worker.call(generate, m.model, m.tokenizer, ["Hello there", "A much longer prompt than the first"] * 2,
                           12, 1.0, 1.0, seed=3)
     B, R = rollout.response_ids.shape
     assert B == 4 and R <= 12
@@ -36,8 +37,8 @@ def test_generate_k_completions_with_masks(tiny_models):
 
 def test_same_seed_same_samples(tiny_models):
     m = tiny_models
-    a = worker.call(generate, m.peft, m.tokenizer, ["x"] * 3, 8, 1.0, 1.0, seed=7)
-    b = worker.call(generate, m.peft, m.tokenizer, ["x"] * 3, 8, 1.0, 1.0, seed=7)
+    a = worker.call(generate, m.model, m.tokenizer, ["x"] * 3, 8, 1.0, 1.0, seed=7)
+    b = worker.call(generate, m.model, m.tokenizer, ["x"] * 3, 8, 1.0, 1.0, seed=7)
     assert torch.equal(a.response_ids, b.response_ids)
 
 
@@ -51,14 +52,14 @@ def test_generation_config_validation():
 def test_prompt_checks(tiny_models):
     m = tiny_models
     with pytest.raises(ConfigError, match="empty"):
-        check_prompt(m.tokenizer, m.peft, "   ", 10)
+        check_prompt(m.tokenizer, m.model, "   ", 10)
     with pytest.raises(ConfigError, match="context"):
-        check_prompt(m.tokenizer, m.peft, "word " * 400, 10)  # tiny model context is 256
-    assert check_prompt(m.tokenizer, m.peft, "  hi  ", 10) == "hi"
+        check_prompt(m.tokenizer, m.model, "word " * 400, 10)  # tiny model context is 256
+    assert check_prompt(m.tokenizer, m.model, "  hi  ", 10) == "hi"
 
 
 def test_sample_next_draws_from_the_softmax_with_temperature_and_top_p():
-    from rlhf_lab.generation import sample_next
+    from rlhf_lab.generation.decode import sample_next
 
     torch.manual_seed(0)
     n = 40000

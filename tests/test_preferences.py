@@ -2,8 +2,10 @@ import json
 
 import pytest
 
-from rlhf_lab.preferences import (RankingInputError, export_trl, groups_from_ranks, pairs_from_ranking, parse_order,
-                                  read_trl, session_pairs)
+from rlhf_lab.data.pairs import pairs_from_ranking, session_pairs
+from rlhf_lab.data.preference_files import export_trl, read_trl
+from rlhf_lab.data.rankings import groups_from_ranks, parse_order
+from rlhf_lab.errors import RankingInputError
 
 
 def rec(ranking, verdict="ranked", completions=("a", "b", "c", "d"), prompt="p", id_="r1"):

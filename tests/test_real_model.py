@@ -4,11 +4,13 @@ import json
 import pytest
 import torch
 
-from rlhf_lab import checkpoints, judges, worker
+from rlhf_lab import judges
+from rlhf_lab.modeling import checkpoints
+from rlhf_lab.runtime import model_thread as worker
 from rlhf_lab.config import GenerationConfig, PPOConfig, RewardConfig
-from rlhf_lab.models import REWARD
-from rlhf_lab.ppo_trainer import new_state, ppo_step
-from rlhf_lab.prompts import sample_prompts
+from rlhf_lab.modeling.adapters import REWARD
+from rlhf_lab.algos.ppo import new_state, ppo_step
+from rlhf_lab.data.prompts import sample_prompts
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +61,7 @@ def test_reward_model_learns_judge_and_survives_reopen(lab, tmp_path):
     name = lab.session.name
     lab.session = None
     lab.open_session(name)
-    lab._score_cache.clear()
+    lab.score_cache.clear()
     assert lab.score(rec["prompt"], rec["completions"]) == pytest.approx(scores_before, abs=1e-5)
     assert checkpoints.is_complete(lab.session.adapter_dir("reward"))
 
@@ -73,7 +75,7 @@ def starts_with_the(prompt: str, completion: str) -> float:
 def test_ppo_with_judge_reward_raises_score(lab):
     """A judge defines the reward; a few PPO steps raise its mean score, on the training batches and on fresh
     samples compared with the reference (same prompts, same seeds)."""
-    from rlhf_lab.evaluation import evaluate_policy
+    from rlhf_lab.arena.evaluate import evaluate_policy
 
     m = lab.models
     prompts = sample_prompts(8, seed=11)
@@ -104,8 +106,8 @@ def test_gradients_flow_through_4bit_base_after_generation(lab):
     Layers below the adapters may pack (they never carry a gradient); from the first adapted layer up, the
     gradient with respect to that layer's input must be the same before and after generate().
     """
-    from rlhf_lab.generation import generate
-    from rlhf_lab.models import Trunk
+    from rlhf_lab.generation.decode import generate
+    from rlhf_lab.modeling.trunk import Trunk
 
     m = lab.models
     assert 0 < m.cut < 30  # the embedded model runs split: adapters on the top layers only
@@ -120,7 +122,7 @@ def test_gradients_flow_through_4bit_base_after_generation(lab):
 
     def run():
         before = input_grad_norm()
-        generate(m.peft, m.tokenizer, ["Hello"] * 2, 4, 1.0, 1.0, seed=0, capture=m.trunk_top())
+        generate(m.model, m.tokenizer, ["Hello"] * 2, 4, 1.0, 1.0, seed=0, capture=m.trunk_top())
         return before, input_grad_norm()
 
     before, after = worker.call(run)
@@ -139,27 +141,28 @@ def test_one_4bit_base_in_memory(lab):
     assert len({id(mod.weight) for mod in linears}) == len(linears)
     # 4-bit base: far below the ~540 MB an fp32 copy of 135M parameters would take
     assert m.base_weight_bytes() < 200e6
-    assert set(m.peft.peft_config) == {"policy", "reward"}
+    assert set(m.model.peft_config) == {"policy", "reward"}
 
 
 def test_saving_and_loading_adapters_leaves_the_packed_base_unchanged(lab, tmp_path):
     """Regression: a full model.state_dict() (peft's save and load helpers call it) made bitsandbytes 0.50 unpack
     the packed 4-bit layers with scrambled scales; the lab saves and loads only the LoRA tensors."""
-    from rlhf_lab.generation import encode_prompts, generate
+    from rlhf_lab.generation.chat import encode_prompts
+    from rlhf_lab.generation.decode import generate
 
     m = lab.models
 
     def run():
-        generate(m.peft, m.tokenizer, ["Hello"] * 2, 4, 1.0, 1.0, seed=0)  # packs the layers below the adapters
+        generate(m.model, m.tokenizer, ["Hello"] * 2, 4, 1.0, 1.0, seed=0)  # packs the layers below the adapters
         ids, mask = encode_prompts(m.tokenizer, ["Is the base still the same?"], m.device)
         with torch.no_grad(), m.reference():
             before = m.hidden(ids, mask)
         saved = [p.detach().clone() for p in m.adapter_params(REWARD)]
-        checkpoints.save_adapter(m, REWARD, m.reward_head, tmp_path / "reward")
+        checkpoints.save_adapter(m, REWARD, tmp_path / "reward")
         with torch.no_grad():
             for p in m.adapter_params(REWARD):
                 p.zero_()
-        checkpoints.load_adapter(m, REWARD, m.reward_head, tmp_path / "reward")
+        checkpoints.load_adapter(m, REWARD, tmp_path / "reward")
         with torch.no_grad(), m.reference():
             after = m.hidden(ids, mask)
         loaded = [p.detach().clone() for p in m.adapter_params(REWARD)]

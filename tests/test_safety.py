@@ -6,7 +6,8 @@ import pytest
 
 from app import host_warning, parse
 from rlhf_lab.cli import build_parser
-from rlhf_lab.models import ModelLoadError, resolve_model_path
+from rlhf_lab.errors import ModelLoadError
+from rlhf_lab.modeling.loading import resolve_model_path
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from rlhf_lab.session import Session, SessionError, validate_name
+from rlhf_lab.data.session import Session, validate_name
+from rlhf_lab.errors import SessionError
 
 
 def make(tmp_path, name="s1"):

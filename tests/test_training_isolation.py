@@ -2,13 +2,13 @@
 adapter and head; the reference (adapters disabled) never changes; the base is held once."""
 import torch
 
-from rlhf_lab import worker
+from rlhf_lab.runtime import model_thread as worker
 from rlhf_lab.config import PPOConfig, RewardConfig
-from rlhf_lab.generation import encode_prompts
-from rlhf_lab.models import POLICY, REWARD
-from rlhf_lab.ppo_trainer import new_state, ppo_step
-from rlhf_lab.preferences import Pair
-from rlhf_lab.reward_trainer import train_reward_model
+from rlhf_lab.generation.chat import encode_prompts
+from rlhf_lab.modeling.adapters import POLICY, REWARD
+from rlhf_lab.algos.ppo import new_state, ppo_step
+from rlhf_lab.data.pairs import Pair
+from rlhf_lab.algos.reward import train_reward_model
 
 
 def snapshot(models):
@@ -16,7 +16,7 @@ def snapshot(models):
 
 
 def _snapshot(models):
-    state = {n: p.detach().clone() for n, p in models.peft.named_parameters()}
+    state = {n: p.detach().clone() for n, p in models.model.named_parameters()}
     state.update({f"value_head.{n}": p.detach().clone() for n, p in models.value_head.named_parameters()})
     state.update({f"reward_head.{n}": p.detach().clone() for n, p in models.reward_head.named_parameters()})
     return state
@@ -71,9 +71,9 @@ def test_reward_training_changes_only_reward_adapter_and_head(tiny_models):
 
 def test_one_base_copy_in_memory(tiny_models):
     m = tiny_models
-    base_params = sum(p.numel() for n, p in m.peft.named_parameters() if "lora_" not in n)
+    base_params = sum(p.numel() for n, p in m.model.named_parameters() if "lora_" not in n)
     # tied embeddings: the base's own unique parameter count
     unique = {p.data_ptr(): p.numel() for n, p in m.base_model.named_parameters() if "lora_" not in n}
     assert base_params == sum(unique.values())
     assert m.base_weight_bytes() <= sum(unique.values()) * 4 + sum(b.numel() * b.element_size()
-                                                                   for b in m.peft.buffers())
+                                                                   for b in m.model.buffers())

@@ -3,11 +3,13 @@ give the same numbers as whole-model passes; states captured while sampling equa
 import pytest
 import torch
 
-from rlhf_lab import worker
+from rlhf_lab.runtime import model_thread as worker
 from rlhf_lab.config import ConfigError, PPOConfig
-from rlhf_lab.generation import encode_prompts, generate
-from rlhf_lab.models import POLICY, REWARD, Trunk
-from rlhf_lab.ppo_trainer import new_state, ppo_step
+from rlhf_lab.generation.chat import encode_prompts
+from rlhf_lab.generation.decode import generate
+from rlhf_lab.modeling.adapters import POLICY, REWARD
+from rlhf_lab.modeling.trunk import Trunk
+from rlhf_lab.algos.ppo import new_state, ppo_step
 
 PROMPTS = ["Hello there", "A much longer prompt than the first one", "Why?"]
 
@@ -46,7 +48,7 @@ def test_states_captured_while_sampling_equal_a_trunk_pass(split_models):
     m = split_models
 
     def run():
-        rollout = generate(m.peft, m.tokenizer, PROMPTS, 10, 1.0, 1.0, seed=5, capture=m.trunk_top())
+        rollout = generate(m.model, m.tokenizer, PROMPTS, 10, 1.0, 1.0, seed=5, capture=m.trunk_top())
         fresh = m.trunk(rollout.input_ids, rollout.attention_mask)
         return rollout, fresh
 
@@ -55,7 +57,7 @@ def test_states_captured_while_sampling_equal_a_trunk_pass(split_models):
     real = rollout.attention_mask.bool()
     assert torch.allclose(rollout.trunk_hidden[real], fresh.hidden[real], atol=1e-5)
     # the same seed without capture samples the same tokens (capture only observes)
-    plain = worker.call(generate, m.peft, m.tokenizer, PROMPTS, 10, 1.0, 1.0, seed=5)
+    plain = worker.call(generate, m.model, m.tokenizer, PROMPTS, 10, 1.0, 1.0, seed=5)
     assert torch.equal(plain.response_ids, rollout.response_ids) and plain.trunk_hidden is None
 
 
@@ -68,14 +70,14 @@ def test_ppo_on_split_model_changes_only_policy_and_value_head(split_models):
         ids, mask = encode_prompts(m.tokenizer, ["check the reference"], m.device)
         with torch.no_grad(), m.reference():
             ref_before = m.logits(m.hidden(ids, mask))
-        base_before = {n: p.detach().clone() for n, p in m.peft.named_parameters() if "lora_" not in n}
-        lora_before = {n: p.detach().clone() for n, p in m.peft.named_parameters() if "lora_" in n}
+        base_before = {n: p.detach().clone() for n, p in m.model.named_parameters() if "lora_" not in n}
+        lora_before = {n: p.detach().clone() for n, p in m.model.named_parameters() if "lora_" in n}
         cfg = PPOConfig(batch_size=4, num_mini_batches=2, max_new_tokens=8, num_ppo_epochs=2, learning_rate=1e-2)
         row, _ = ppo_step(m, ["a", "b", "c", "d"], cfg, new_state(m, cfg), seed=1)
         with torch.no_grad(), m.reference():
             ref_after = m.logits(m.hidden(ids, mask))
-        changed = {n for n, p in m.peft.named_parameters() if "lora_" in n and not torch.equal(p, lora_before[n])}
-        base_same = all(torch.equal(p, base_before[n]) for n, p in m.peft.named_parameters() if "lora_" not in n)
+        changed = {n for n, p in m.model.named_parameters() if "lora_" in n and not torch.equal(p, lora_before[n])}
+        base_same = all(torch.equal(p, base_before[n]) for n, p in m.model.named_parameters() if "lora_" not in n)
         m.reset_policy()
         return row, ref_before, ref_after, changed, base_same
 
@@ -90,4 +92,4 @@ def test_ppo_on_split_model_changes_only_policy_and_value_head(split_models):
 def test_reward_adapter_may_not_reach_below_the_split(split_models):
     with pytest.raises(ConfigError, match="at most the top 2 layers"):
         worker.call(split_models.reset_reward_adapter, 4, 3)
-    assert split_models.cut == 2 and set(split_models.peft.peft_config) == {POLICY, REWARD}
+    assert split_models.cut == 2 and set(split_models.model.peft_config) == {POLICY, REWARD}

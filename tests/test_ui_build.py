@@ -1,7 +1,7 @@
 """The UI builds without launching, and shows model text as plain text."""
 import gradio as gr
 
-from rlhf_lab.engine import Lab
+from rlhf_lab.lab import Lab
 from rlhf_lab.ui import HEAD, build_ui
 
 

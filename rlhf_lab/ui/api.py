@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..preferences import parse_order
-from .common import person_errors
+from ..data.rankings import parse_order
+from ..errors import LabError
 
 
 def build(lab) -> None:
@@ -14,7 +14,7 @@ def build(lab) -> None:
         try:
             groups = parse_order(order, len(completions)) if verdict == "ranked" else []
             rec = lab.rank(prompt, list(completions), groups, verdict=verdict, annotator="api")
-        except person_errors() as e:
+        except LabError as e:
             raise gr.Error(str(e)) from e
         return {"saved": rec["id"]}
 

@@ -3,24 +3,13 @@ from __future__ import annotations
 
 import html
 
-from ..config import ConfigError
-from ..generation import Stopped
-from ..jobs import LabBusy
-from ..judges import JudgeError
+from ..errors import LabError
 from ..metrics import to_frame
-from ..models import ModelLoadError
-from ..preferences import RankingInputError
-from ..reward_trainer import NotEnoughPairs
-from ..session import SessionError
-
-# Errors a person can fix; anything else is a bug and keeps its traceback in the server log.
-PERSON_ERRORS = (ConfigError, SessionError, ModelLoadError, JudgeError, RankingInputError, NotEnoughPairs, LabBusy,
-                 Stopped, FloatingPointError)
 
 
 def person_errors():
-    from ..engine import LabError
-    return PERSON_ERRORS + (LabError,)
+    """Errors a person can fix (errors.py); anything else is a bug and keeps its traceback in the server log."""
+    return LabError
 
 
 def ok(text: str) -> str:

@@ -6,7 +6,8 @@ import pandas as pd
 
 from ..config import PPOConfig
 from ..plots import ppo_figure
-from .common import err, job_marker, job_view, ok, person_errors, phase_frame
+from ..errors import LabError
+from .common import err, job_marker, job_view, ok, phase_frame
 
 JOB_NAMES = ("PPO",)
 
@@ -50,7 +51,7 @@ def build(lab):
                             learning_rate=float(lr_v))
             lab.ppo(int(steps_v), cfg, inline=False)
             return ok(f"PPO started: {int(steps_v)} steps.")
-        except person_errors() as e:
+        except LabError as e:
             return err(str(e))
 
     def tick(last_seen):

@@ -5,10 +5,11 @@ import gradio as gr
 import pandas as pd
 
 from ..config import MAX_K, GenerationConfig
-from ..jobs import LabBusy
-from ..preferences import format_order, groups_from_ranks, parse_order
-from ..prompts import random_prompt
-from .common import err, ok, person_errors
+from ..errors import LabBusy
+from ..data.rankings import format_order, groups_from_ranks, parse_order
+from ..data.prompts import random_prompt
+from ..errors import LabError
+from .common import err, ok
 
 AGREEMENT_ROWS = 10
 EMPTY = {"prompt": None, "texts": [], "policy": None, "truncated": []}
@@ -19,8 +20,8 @@ def counters(lab) -> str:
         return "No session open."
     c, meta = lab.counts(), lab.meta()
     return (f"**{c['rankings']}** rankings · **{c['pairs']}** pairs · {c['all_bad']} all bad · "
-            f"{c['skipped']} skipped · session `{lab.session.name}` · policy `{meta.get('policy_version', 'base')}` "
-            f"· round {meta.get('round', 0)}")
+            f"{c['skipped']} skipped · session `{lab.session.name}` · policy `{meta.policy_version}` "
+            f"· round {meta.round}")
 
 
 def rankings_table(lab, limit: int = 50) -> pd.DataFrame:
@@ -112,7 +113,7 @@ def build(lab):
                          "truncated": event["truncated"]}
                 msg = f"{n} completions from policy `{event['policy']}`. Rank them."
                 yield (*card_updates(event["texts"], event["scores"]), *[gr.update()] * (2 * MAX_K), state, msg, "")
-        except person_errors() as e:
+        except LabError as e:
             yield (*[gr.update()] * MAX_K, *[gr.update()] * (2 * MAX_K), gr.update(), err(str(e)), gr.update())
 
     def after_save(message):
@@ -134,7 +135,7 @@ def build(lab):
                           else groups_from_ranks(list(rank_values[:len(texts)])))
             rec = lab.rank(state["prompt"], texts, groups, verdict=verdict, policy=state["policy"],
                            extra={"truncated": state.get("truncated") or [False] * len(texts)})
-        except person_errors() as e:
+        except LabError as e:
             return no_change(str(e))
         what = {"ranked": f"ranking {format_order(rec['ranking'])}", "all_bad": "'all bad'",
                 "skipped": "skip"}[verdict]
@@ -143,7 +144,7 @@ def build(lab):
     def undo():
         try:
             rec = lab.undo()
-        except person_errors() as e:
+        except LabError as e:
             return err(str(e)), counters(lab), rankings_table(lab)
         return ok(f"Undone: ranking {rec['id']} of “{rec['prompt'][:60]}”."), counters(lab), rankings_table(lab)
 

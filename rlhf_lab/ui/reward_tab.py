@@ -5,7 +5,8 @@ import gradio as gr
 
 from ..config import RewardConfig
 from ..plots import reward_figure
-from .common import err, job_marker, job_view, ok, person_errors, phase_frame
+from ..errors import LabError
+from .common import err, job_marker, job_view, ok, phase_frame
 
 JOB_NAMES = ("train reward model",)
 
@@ -13,7 +14,7 @@ JOB_NAMES = ("train reward model",)
 def result_text(lab) -> str:
     if lab.session is None:
         return ""
-    rm = lab.meta().get("reward_model")
+    rm = lab.meta().reward_model
     if not rm or rm.get("eval/reward_accuracy") is None:
         return "No reward model yet. Rank a few prompts (each ranking of 4 gives up to 6 pairs), then Train."
     return (f"**Held-out accuracy {rm['eval/reward_accuracy']:.0%}** on {rm['pairs_eval']} pairs from prompts the "
@@ -28,7 +29,7 @@ def build(lab):
             epochs = gr.Slider(1, 20, value=RewardConfig.epochs, step=1, label="epochs (max)")
             lr = gr.Number(value=RewardConfig.learning_rate, label="learning rate")
             rank = gr.Slider(1, 64, value=RewardConfig.lora_r, step=1, label="LoRA rank")
-            seconds = gr.Slider(10, 600, value=RewardConfig.max_seconds, step=5, label="time budget (s)")
+            seconds = gr.Number(value=0, precision=0, minimum=0, label="time budget (s, 0 = none: stop by epochs)")
             cont = gr.Checkbox(value=False, label="continue from saved reward model")
         with gr.Row():
             train_btn = gr.Button("Train reward model", variant="primary", elem_id="lab-train-rm")
@@ -43,10 +44,10 @@ def build(lab):
     def train(epochs_v, lr_v, rank_v, seconds_v, cont_v):
         try:
             cfg = RewardConfig(epochs=int(epochs_v), learning_rate=float(lr_v), lora_r=int(rank_v),
-                               max_seconds=float(seconds_v), continue_training=bool(cont_v))
+                               max_seconds=float(seconds_v) if seconds_v else None, continue_training=bool(cont_v))
             lab.train_reward(cfg, inline=False)
             return ok("Training started.")
-        except person_errors() as e:
+        except LabError as e:
             return err(str(e))
 
     def tick(last_seen):

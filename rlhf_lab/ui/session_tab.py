@@ -3,19 +3,20 @@ from __future__ import annotations
 
 import gradio as gr
 
-from .common import err, ok, person_errors
+from ..errors import LabError
+from .common import err, ok
 
 
 def session_summary(lab) -> str:
     if lab.session is None:
         return "No session open."
     meta, counts = lab.meta(), lab.counts()
-    rm = meta.get("reward_model")
+    rm = meta.reward_model
     rm_text = (f"reward model: held-out accuracy {rm['eval/reward_accuracy']:.0%} on {rm['pairs_eval']} pairs"
                if rm and rm.get("eval/reward_accuracy") is not None else "no reward model yet")
     warn = "".join(f"\n\n⚠️ {w}" for w in lab.warnings)
     return (f"**Session `{lab.session.name}`** · model `{lab.model_cfg.model}` ({lab.model_cfg.precision}) · "
-            f"policy `{meta.get('policy_version', 'base')}` · round {meta.get('round', 0)}\n\n"
+            f"policy `{meta.policy_version}` · round {meta.round}\n\n"
             f"{counts['rankings']} rankings · {counts['pairs']} pairs · {counts['all_bad']} all bad · "
             f"{counts['skipped']} skipped · {rm_text}{warn}")
 
@@ -39,7 +40,7 @@ def build(lab):
                 raise ValueError("Pick a session to open.")
             lab.open_session(name)
             return ok(f"Opened {name}."), session_summary(lab), gr.update(choices=lab.list_sessions(), value=name)
-        except person_errors() + (ValueError,) as e:
+        except (LabError, ValueError) as e:
             return err(str(e)), session_summary(lab), gr.update()
 
     def do_create(name):
@@ -47,7 +48,7 @@ def build(lab):
             lab.create_session((name or "").strip())
             return (ok(f"Created {name.strip()}."), session_summary(lab),
                     gr.update(choices=lab.list_sessions(), value=name.strip()))
-        except person_errors() as e:
+        except LabError as e:
             return err(str(e)), session_summary(lab), gr.update()
 
     open_btn.click(do_open, [existing], [message, summary, existing])

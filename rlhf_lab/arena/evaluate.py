@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import torch
 
-from .config import PPOConfig
-from .core import kl_k1
-from .generation import generate
-from .judges import Judge
-from .models import POLICY, LabModels
-from .ppo_trainer import policy_forward
+from ..algos.ppo import policy_forward
+from ..algos.rl_math import kl_k1
+from ..config import PPOConfig
+from ..generation.decode import generate
+from ..judges import Judge
+from ..modeling.adapters import POLICY, LabModels
 
 
 @torch.no_grad()
@@ -17,10 +17,10 @@ def evaluate_policy(models: LabModels, judge: Judge, prompts: list[str], cfg: PP
     disabled), sampled as PPO samples; and the policy samples' mean sequence KL to the reference (k1 summed
     over each answer: an unbiased estimate of KL(policy || reference) on the policy's own samples)."""
     models.use(POLICY)
-    policy = generate(models.peft, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, 1.0, seed=seed,
+    policy = generate(models.model, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, 1.0, seed=seed,
                       capture=models.trunk_top())
     with models.reference():
-        reference = generate(models.peft, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, 1.0,
+        reference = generate(models.model, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, 1.0,
                              seed=seed)
     rows = torch.arange(len(prompts))
     trunk = models.rollout_trunk(policy)  # kept while sampling, as in ppo_step

@@ -5,67 +5,23 @@ from the same forward pass: a ranking of 4 needs 4 sequences, not 12, for its 6 
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
 
-from . import metrics as M
-from .config import RewardConfig
-from .core import bradley_terry_loss
-from .generation import tokenize_pairs
-from .models import REWARD, LabModels, Trunk
-from .preferences import Pair
-
-
-class NotEnoughPairs(ValueError):
-    pass
-
-
-@dataclass
-class Group:
-    """One prompt's completions and the (better, worse) index pairs among them."""
-    prompt: str
-    completions: list[str] = field(default_factory=list)
-    truncated: list[bool] = field(default_factory=list)
-    pairs: list[tuple[int, int]] = field(default_factory=list)
-
-
-def groups_from_pairs(pairs: list[Pair]) -> list[Group]:
-    """Group pairs by ranking (or by prompt for imported pairs), indexing each distinct completion once."""
-    groups: dict[tuple[str, str], Group] = {}
-    for p in pairs:
-        g = groups.setdefault((p.ranking_id, p.prompt), Group(p.prompt))
-        idx = []
-        for text, cut in ((p.chosen, p.chosen_truncated), (p.rejected, p.rejected_truncated)):
-            if text not in g.completions:
-                g.completions.append(text)
-                g.truncated.append(cut)
-            idx.append(g.completions.index(text))
-        g.pairs.append((idx[0], idx[1]))
-    return list(groups.values())
-
-
-def _prompt_key(prompt: str) -> str:
-    return hashlib.sha256(prompt.encode("utf-8")).hexdigest()
-
-
-def split_by_prompt(groups: list[Group], eval_fraction: float) -> tuple[list[Group], list[Group]]:
-    """Deterministic split: prompts ordered by hash, the first ceil(fraction * n) held out (at least one when
-    there are two or more prompts). A prompt's groups always land on one side."""
-    prompts = sorted({g.prompt for g in groups}, key=_prompt_key)
-    n_eval = min(len(prompts) - 1, max(1, math.ceil(eval_fraction * len(prompts)))) if len(prompts) > 1 else 0
-    held = set(prompts[:n_eval])
-    return [g for g in groups if g.prompt not in held], [g for g in groups if g.prompt in held]
-
-
-def count_pairs(groups: list[Group]) -> int:
-    return sum(len(g.pairs) for g in groups)
+from .. import metrics as M
+from ..config import RewardConfig
+from ..data.pairs import Group, Pair, count_pairs, groups_from_pairs, split_by_prompt
+from ..errors import NotEnoughPairs, TrainingDiverged
+from ..generation.chat import tokenize_pairs
+from ..modeling.adapters import REWARD, LabModels
+from ..modeling.trunk import Trunk
+from .rl_math import bradley_terry_loss
+from .stats import r_squared, wilson_interval
 
 
 class TrunkCache:
@@ -110,35 +66,41 @@ def _batch_scores(models: LabModels, groups: list[Group], cache: TrunkCache):
 
 @torch.no_grad()
 def evaluate(models: LabModels, groups: list[Group], cache: TrunkCache, batch: int = 4) -> dict:
-    """Accuracy and mean margin over all pairs of the groups."""
-    correct, margin, n = 0.0, 0.0, 0
+    """Bradley-Terry loss, accuracy (ties in score count half) and mean margin over all pairs of the groups."""
+    loss, correct, margin, n = 0.0, 0.0, 0.0, 0
     for start in range(0, len(groups), batch):
         c, r = _batch_scores(models, groups[start:start + batch], cache)
-        correct += (c > r).float().sum().item()
+        loss += torch.nn.functional.softplus(r - c).sum().item()  # -log sigmoid(c - r)
+        correct += ((c > r).float() + 0.5 * (c == r).float()).sum().item()
         margin += (c - r).sum().item()
         n += c.numel()
-    return {"accuracy": correct / max(n, 1), "margin": margin / max(n, 1), "pairs": n}
+    return {"loss": loss / max(n, 1), "accuracy": correct / max(n, 1), "margin": margin / max(n, 1), "pairs": n,
+            "correct": correct}
 
 
-def _snapshot(models: LabModels) -> dict:
-    params = {id(p): p.detach().clone() for p in models.adapter_params(REWARD)}
-    head = {k: v.detach().clone() for k, v in models.reward_head.state_dict().items()}
-    return {"params": params, "head": head}
-
-
-def _restore(models: LabModels, snap: dict) -> None:
-    with torch.no_grad():
-        for p in models.adapter_params(REWARD):
-            p.copy_(snap["params"][id(p)])
-        models.reward_head.load_state_dict(snap["head"])
+@torch.no_grad()
+def length_bias(models: LabModels, groups: list[Group], cache: TrunkCache) -> float:
+    """R^2 of the reward against answer length (tokens) over the groups' answers: near 1 means the reward
+    model mostly measures length, whatever the person ranked for."""
+    scores, lengths = [], []
+    for start in range(0, len(groups), 4):
+        chunk = groups[start:start + 4]
+        prompts = [g.prompt for g in chunk for _ in g.completions]
+        texts = [c for g in chunk for c in g.completions]
+        cut = [t for g in chunk for t in g.truncated]
+        scores += models.score_from(cache.batch(prompts, texts, cut)).tolist()
+        lengths += [len(models.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    return r_squared(lengths, scores)
 
 
 def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
                        stop_event: threading.Event | None = None) -> Iterator[dict]:
-    """Yield a metric dict per optimizer step and per evaluation; the last yield has "summary": True.
+    """Yield a metric dict per optimizer step and per epoch's evaluation; the last yield has "summary": True.
 
-    On stop or when the time budget runs out the best held-out state (or, before any evaluation, the
-    starting state) is restored, so what stays in memory is always a model that was evaluated or untouched.
+    Training stops after cfg.epochs, or earlier when the held-out loss has not improved for cfg.patience
+    epochs (or on the optional cfg.max_seconds budget), so a slow CPU gets the same model as a fast one. The
+    state with the lowest held-out loss is kept. On stop the best evaluated state (or, before any
+    evaluation, the starting state) is restored: what stays in memory was evaluated or is untouched.
     """
     groups = groups_from_pairs(pairs)
     train, held = split_by_prompt(groups, cfg.eval_fraction)
@@ -150,26 +112,28 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     models.use(REWARD)
-    params = models.adapter_params(REWARD) + list(models.reward_head.parameters())
+    params = models.trainable_params(REWARD)
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
-    start_state = _snapshot(models)
+    start_state = models.snapshot(REWARD)
     cache = TrunkCache(models, cfg.max_length)
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_rankings)
+    total_steps = cfg.epochs * steps_per_epoch
     epoch_acc: list[float] = []
-    best, best_acc, bad_epochs, step = None, -1.0, 0, 0
+    best, best_loss, best_eval, bad_epochs, step = None, math.inf, None, 0, 0
     started = time.monotonic()
     stopped_by = None
     base_row = {"phase": "reward", "pairs_train": count_pairs(train), "pairs_eval": count_pairs(held)}
 
     def eval_row(epoch):
-        nonlocal best, best_acc, bad_epochs
+        nonlocal best, best_loss, best_eval, bad_epochs
         result = evaluate(models, held or train, cache)
-        improved = result["accuracy"] > best_acc
-        if improved:
-            best, best_acc, bad_epochs = _snapshot(models), result["accuracy"], 0
+        if result["loss"] < best_loss - 1e-4:
+            best, best_loss, best_eval, bad_epochs = models.snapshot(REWARD), result["loss"], result, 0
         else:
             bad_epochs += 1
         return {**base_row, "step": step, "epoch": epoch, M.EVAL_RM_ACCURACY: result["accuracy"],
-                "eval/reward_margin": result["margin"], "time/elapsed_s": time.monotonic() - started}
+                M.EVAL_RM_LOSS: result["loss"], "eval/reward_margin": result["margin"],
+                "time/elapsed_s": time.monotonic() - started}
 
     try:
         for epoch in range(cfg.epochs):
@@ -180,14 +144,14 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
                 if stop_event is not None and stop_event.is_set():
                     stopped_by = "stop"
                     break
-                if time.monotonic() - started > cfg.max_seconds:
+                if cfg.max_seconds is not None and time.monotonic() - started > cfg.max_seconds:
                     stopped_by = "time"
                     break
                 t0 = time.monotonic()
                 chosen, rejected = _batch_scores(models, order[start:start + cfg.batch_rankings], cache)
                 loss, stats = bradley_terry_loss(chosen, rejected, cfg.margin, cfg.center_coef)
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(
+                    raise TrainingDiverged(
                         "The reward-model loss became NaN/inf; the last good adapter was kept. "
                         "Lower the learning rate and train again.")
                 optimizer.zero_grad(set_to_none=True)
@@ -196,20 +160,26 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
                 optimizer.step()
                 step += 1
                 epoch_acc.append(stats["accuracy"].item())
+                elapsed = time.monotonic() - started
                 yield {**base_row, "step": step, "epoch": epoch, M.RM_LOSS: loss.item(),
                        M.RM_ACCURACY: stats["accuracy"].item(), M.RM_MARGIN: stats["margin"].item(),
-                       "time/step_s": time.monotonic() - t0, "progress": step / max(1, cfg.epochs * math.ceil(
-                           len(order) / cfg.batch_rankings))}
+                       "time/step_s": time.monotonic() - t0, "progress": step / total_steps,
+                       "eta_s": elapsed / step * (total_steps - step)}
             if stopped_by == "stop":
                 break
             yield eval_row(epoch)
             if stopped_by or bad_epochs >= cfg.patience:
                 break
     except BaseException:
-        _restore(models, best or start_state)
+        models.restore(REWARD, best or start_state)
         raise
-    _restore(models, best or start_state)
+    models.restore(REWARD, best or start_state)
+    bias = length_bias(models, held or train, cache) if best is not None else None
+    low, high = (wilson_interval(best_eval["correct"], best_eval["pairs"]) if best_eval else (None, None))
     yield {**base_row, "summary": True, "step": step, "stopped": stopped_by, "trained": best is not None,
-           M.EVAL_RM_ACCURACY: best_acc if best is not None else None,
+           M.EVAL_RM_ACCURACY: best_eval["accuracy"] if best_eval else None,
+           M.EVAL_RM_LOSS: best_loss if best is not None else None,
+           "eval/accuracy_ci": [low, high] if best_eval else None,
            M.RM_ACCURACY: sum(epoch_acc) / len(epoch_acc) if epoch_acc else None,
+           M.RM_LENGTH_R2: bias,
            "seconds": round(time.monotonic() - started, 2), "held_out": bool(held)}

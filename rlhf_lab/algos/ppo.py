@@ -13,12 +13,14 @@ from typing import Callable
 
 import torch
 
-from . import metrics as M
-from .config import PPOConfig
-from .core import (AdaptiveKLController, FixedKLController, entropy_from_logits, gae, kl_per_token,
-                   logprobs_from_logits, masked_mean, masked_whiten, policy_loss, shaped_rewards, value_loss)
-from .generation import Rollout, Stopped, generate
-from .models import POLICY, LabModels, Trunk
+from .. import metrics as M
+from ..config import PPOConfig
+from ..errors import Stopped
+from ..generation.decode import Rollout, generate
+from ..modeling.adapters import POLICY, LabModels
+from ..modeling.trunk import Trunk
+from .rl_math import (AdaptiveKLController, FixedKLController, entropy_from_logits, gae, kl_per_token,
+                      logprobs_from_logits, masked_mean, masked_whiten, policy_loss, shaped_rewards, value_loss)
 
 
 @dataclass
@@ -29,13 +31,9 @@ class PPOState:
     step: int = 0
 
 
-def trainable_params(models: LabModels) -> list[torch.nn.Parameter]:
-    return models.adapter_params(POLICY) + list(models.value_head.parameters())
-
-
 def new_state(models: LabModels, cfg: PPOConfig, kl_coef: float | None = None, step: int = 0) -> PPOState:
     models.use(POLICY)
-    optimizer = torch.optim.AdamW(trainable_params(models), lr=cfg.learning_rate, eps=1e-5, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(models.trainable_params(POLICY), lr=cfg.learning_rate, eps=1e-5, weight_decay=0.0)
     beta = cfg.kl_coef if kl_coef is None else kl_coef
     kl_ctl = (AdaptiveKLController(beta, cfg.target_kl, cfg.kl_horizon) if cfg.adaptive_kl
               else FixedKLController(beta))
@@ -62,17 +60,20 @@ def policy_forward(models: LabModels, rollout: Rollout, trunk: Trunk, rows: torc
 
 def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOState,
              stop_event: threading.Event | None = None, seed: int | None = None,
-             scorer: Callable[[Rollout], torch.Tensor] | None = None) -> tuple[dict, list[dict]]:
+             scorer: Callable[[Rollout], torch.Tensor] | None = None,
+             gold: Callable[[str, str], float] | None = None) -> tuple[dict, list[dict]]:
     """Run one PPO update on len(prompts) rollouts. Returns (metrics, samples for display).
 
     `scorer` replaces the reward model (a rule-based judge in demos and tests): rollout -> scores (B,).
+    `gold` (prompt, answer) -> float is the judge that ranked the session, if one did: its score of the same
+    samples is logged beside the reward model's (gold vs proxy) and never trained on.
     """
     t_start = time.monotonic()
     models.use(POLICY)
     B = len(prompts)
 
     # 1. Rollout: sample one response per prompt from the current policy (top_p=1: the true distribution).
-    rollout = generate(models.peft, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, top_p=1.0,
+    rollout = generate(models.model, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, top_p=1.0,
                        seed=seed, stop_event=stop_event, capture=models.trunk_top())
     t_generate = time.monotonic() - t_start
     mask = rollout.response_mask.float()                                   # (B, T)
@@ -93,6 +94,10 @@ def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOSt
                                                            with_entropy=True)
         # 5. Rewards: -kl_coef * KL per token, score at the last real token.
         kl = kl_per_token(old_logprobs, ref_logprobs, cfg.kl_estimator) * mask             # (B, T)
+        # What is plotted and steers kl_coef: k3, never negative and lower in variance than k1, whose
+        # batch mean read -0.12 nats on 8 short rollouts of a barely moved policy.
+        seq_kl_k3 = (kl_per_token(old_logprobs, ref_logprobs, "k3") * mask).sum(dim=1)   # (B,)
+        seq_kl_k1 = (kl_per_token(old_logprobs, ref_logprobs, "k1") * mask).sum(dim=1)   # (B,)
         kl_coef = state.kl_ctl.value
         rewards = shaped_rewards(scores, kl, mask, kl_coef)
         if cfg.whiten_rewards:
@@ -102,7 +107,7 @@ def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOSt
         advantages = masked_whiten(advantages, mask)
 
     # 7. Optimise: num_ppo_epochs passes over shuffled minibatches.
-    params = trainable_params(models)
+    params = models.trainable_params(POLICY)
     stats = {"pg_loss": [], "vf_loss": [], "clipfrac": [], "approxkl": [], "ratio": [], "vf_clipfrac": []}
     skipped = 0
     for _epoch in range(cfg.num_ppo_epochs):
@@ -129,23 +134,26 @@ def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOSt
                 stats[key].append(value.item())
 
     # 8. Adapt the KL coefficient towards the target and report.
-    seq_kl = kl.sum(dim=1)                                                  # (B,)
-    non_score = (-kl_coef * kl).sum(dim=1)
-    state.kl_ctl.update(seq_kl.mean().item(), B)
+    non_score = (-kl_coef * kl).sum(dim=1)                                  # (B,)
+    state.kl_ctl.update(seq_kl_k3.mean().item(), B)
     state.step += 1
 
     def avg(key):
         return sum(stats[key]) / len(stats[key]) if stats[key] else float("nan")
 
     row = {"phase": "ppo", "step": state.step,
-           M.SCORES: scores.mean().item(), M.KL: seq_kl.mean().item(), M.KL_COEF: kl_coef,
+           M.SCORES: scores.mean().item(), M.KL: seq_kl_k3.mean().item(), M.KL_K1: seq_kl_k1.mean().item(),
+           M.KL_COEF: kl_coef,
            M.NON_SCORE_REWARD: non_score.mean().item(), M.RLHF_REWARD: (scores + non_score).mean().item(),
            M.ENTROPY: masked_mean(entropy, mask).item(),
            M.APPROXKL: avg("approxkl"), M.CLIPFRAC: avg("clipfrac"), M.POLICY_LOSS: avg("pg_loss"),
            M.VALUE_LOSS: avg("vf_loss"), M.RATIO: avg("ratio"), M.VF_CLIPFRAC: avg("vf_clipfrac"),
-           "policy/skipped_minibatches": skipped, "val/response_length": rollout.response_lengths.float().mean().item(),
-           "val/truncated_frac": rollout.truncated.float().mean().item(),
+           "policy/skipped_minibatches": skipped, M.LENGTH: rollout.response_lengths.float().mean().item(),
+           M.FINISHED: 1.0 - rollout.truncated.float().mean().item(),
            "time/generate_s": t_generate, "time/step_s": time.monotonic() - t_start}
+    if gold is not None:
+        gold_scores = [float(gold(p, t)) for p, t in zip(rollout.prompts, rollout.texts)]
+        row[M.GOLD_SCORES] = sum(gold_scores) / len(gold_scores)
     samples = [{"step": state.step, "prompt": p, "completion": t, "score": round(s, 3)}
                for p, t, s in zip(rollout.prompts, rollout.texts, scores.tolist())]
     return row, samples

@@ -9,13 +9,12 @@ import uuid
 from pathlib import Path
 
 from . import jsonl
+from .meta import SessionMeta
+from ..errors import SessionError
+from .rankings import validate_ranking
 
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 VERDICTS = ("ranked", "all_bad", "skipped")
-
-
-class SessionError(ValueError):
-    """A session operation got bad input; nothing was written."""
 
 
 def validate_name(name: str) -> str:
@@ -23,20 +22,6 @@ def validate_name(name: str) -> str:
         raise SessionError(f"Session name {name!r} is not allowed: use 1-64 letters, digits, '-' or '_' "
                            "(no spaces, dots or slashes).")
     return name
-
-
-def validate_ranking(ranking, k: int) -> list[list[int]]:
-    """A ranking is a list of groups (best first) that partitions range(k); a group of several is a tie."""
-    try:
-        groups = [[int(i) for i in group] for group in ranking]
-    except (TypeError, ValueError) as err:
-        raise SessionError(f"A ranking is a list of groups of card indices, got {ranking!r}.") from err
-    flat = [i for g in groups for i in g]
-    if any(not g for g in groups):
-        raise SessionError("A ranking has an empty group.")
-    if sorted(flat) != list(range(k)):
-        raise SessionError(f"A ranking must place each of the {k} cards exactly once, got {groups!r}.")
-    return groups
 
 
 def now() -> float:
@@ -67,15 +52,14 @@ class Session:
 
     # -- lifecycle --------------------------------------------------------------------------------------
     @classmethod
-    def create(cls, sessions_dir: Path, name: str, meta: dict) -> "Session":
+    def create(cls, sessions_dir: Path, name: str, model: dict) -> "Session":
         validate_name(name)
         root = Path(sessions_dir) / name
         if root.exists():
             raise SessionError(f"Session {name!r} already exists; open it instead.")
         root.mkdir(parents=True)
         session = cls(root)
-        session.write_meta({"name": name, "created": now(), "updated": now(), "round": 0,
-                            "policy_version": "base", **meta})
+        session.write_meta(SessionMeta(name=name, created=now(), updated=now(), model=model))
         jsonl.fsync_dir(root.parent)
         return session
 
@@ -96,20 +80,22 @@ class Session:
         return sorted(p.name for p in d.iterdir() if (p / "session.json").is_file() and NAME_RE.match(p.name))
 
     # -- metadata ---------------------------------------------------------------------------------------
-    def read_meta(self) -> dict:
+    def read_meta(self) -> SessionMeta:
         try:
-            return json.loads(self.meta_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
+            data = json.loads(self.meta_path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            return SessionMeta.from_dict(data)
+        except (OSError, ValueError, TypeError) as err:
             raise SessionError(f"{self.meta_path} cannot be read ({err}); restore it or start a new session.") \
                 from err
 
-    def write_meta(self, meta: dict) -> None:
-        jsonl.write_json_atomic(self.meta_path, meta)
+    def write_meta(self, meta: SessionMeta) -> None:
+        jsonl.write_json_atomic(self.meta_path, meta.to_dict())
 
-    def update_meta(self, **changes) -> dict:
+    def update_meta(self, **changes) -> SessionMeta:
         with self._lock:
-            meta = self.read_meta()
-            meta.update(changes, updated=now())
+            meta = self.read_meta().with_changes(**changes, updated=now())
             self.write_meta(meta)
             return meta
 

@@ -1,11 +1,11 @@
-"""The built-in prompt set (rlhf_lab/data/prompts.txt)."""
+"""The built-in prompt set (rlhf_lab/data/prompts.txt, one per line)."""
 from __future__ import annotations
 
 import random
 from functools import lru_cache
 from pathlib import Path
 
-PROMPTS_FILE = Path(__file__).parent / "data" / "prompts.txt"
+PROMPTS_FILE = Path(__file__).parent / "prompts.txt"
 
 
 @lru_cache(maxsize=1)

@@ -11,11 +11,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from .config import ConfigError
-
-
-class Stopped(Exception):
-    """A cooperative stop was requested while a job ran."""
+from ..errors import Stopped
+from ..modeling.trunk import positions
+from .chat import context_length, encode_prompts
 
 
 @dataclass
@@ -42,47 +40,6 @@ class Rollout:
         return self.response_mask.sum(dim=1)
 
 
-def chat_text(tokenizer, prompt: str) -> str:
-    """The model's chat template around a user prompt, or the raw prompt for base models."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                             add_generation_prompt=True)
-    return prompt
-
-
-def context_length(model) -> int:
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    return int(getattr(config, "max_position_embeddings", 2048) or 2048)
-
-
-def encode_prompts(tokenizer, prompts: Sequence[str], device) -> tuple[torch.Tensor, torch.Tensor]:
-    texts = [chat_text(tokenizer, p) for p in prompts]
-    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    return enc["input_ids"].to(device), enc["attention_mask"].to(device)
-
-
-def positions(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Position ids from the mask: left-padded rows start at 0 on their first real token. Sampling and every
-    scoring pass use this, so a token sees the same position in all of them."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
-def require_prompt(prompt) -> str:
-    """The prompt stripped, or ConfigError if there is nothing in it (checked before any model is needed)."""
-    if prompt is None or not str(prompt).strip():
-        raise ConfigError("The prompt is empty: type a question (in the app, or press 'Random prompt').")
-    return str(prompt).strip()
-
-
-def check_prompt(tokenizer, model, prompt: str, max_new_tokens: int) -> str:
-    """Validate one prompt; return it stripped, or raise ConfigError saying what is wrong."""
-    prompt = require_prompt(prompt)
-    n = len(tokenizer(chat_text(tokenizer, prompt), add_special_tokens=False)["input_ids"])
-    ctx = context_length(model)
-    if n + max_new_tokens > ctx:
-        raise ConfigError(f"The prompt is {n} tokens; with max_new_tokens={max_new_tokens} that exceeds the "
-                          f"model's context of {ctx} tokens. Shorten the prompt or the answers.")
-    return prompt
 
 
 def response_mask_from(response_ids: torch.Tensor, eos_ids: set[int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,25 +157,3 @@ def decode_partial(tokenizer, partial: torch.Tensor, eos: set[int]) -> list[str]
     mask, _ = response_mask_from(partial, eos)
     return [t.strip() for t in tokenizer.batch_decode(partial.masked_fill(mask == 0, next(iter(eos))),
                                                       skip_special_tokens=True)]
-
-
-def tokenize_pairs(tokenizer, prompts: Sequence[str], completions: Sequence[str], device,
-                   max_length: int = 0, truncated: Sequence[bool] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Chat prompt + completion (+ EOS unless it was cut off), left-padded, for the reward model: (B, T).
-
-    A completion cut at max_new_tokens gets no EOS, exactly as PPO's rollouts present it to the reward model.
-    When max_length is set, longer sequences keep their last max_length tokens: the reward is read at the end.
-    """
-    eos = tokenizer.eos_token or ""
-    cut = truncated or [False] * len(completions)
-    texts = [chat_text(tokenizer, p) + c + ("" if t else eos) for p, c, t in zip(prompts, completions, cut)]
-    rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    if max_length:
-        rows = [r[-max_length:] for r in rows]
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-        mask[i, width - len(r):] = 1
-    return ids.to(device), mask.to(device)

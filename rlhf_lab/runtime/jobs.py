@@ -8,9 +8,7 @@ import time
 import traceback
 from typing import Callable, Iterator
 
-
-class LabBusy(RuntimeError):
-    """Another job is running; the message names it."""
+from ..errors import LabBusy
 
 
 class Job:
@@ -77,6 +75,10 @@ class JobRunner:
             raise
         finally:
             self.release(job)
+
+    def run(self, name: str, make: Callable[[], Iterator[dict]], inline: bool):
+        """run_inline (an iterator of rows in the caller's thread) or start (a background Job)."""
+        return self.run_inline(name, make) if inline else self.start(name, make)
 
     def start(self, name: str, make: Callable[[], Iterator[dict]]) -> Job:
         """Run a job in a background thread; returns at once with the Job to poll."""

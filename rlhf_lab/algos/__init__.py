@@ -1,0 +1,1 @@
+"""Pure training steps and RLHF math: no sessions, threads or gradio."""

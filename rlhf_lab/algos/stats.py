@@ -1,0 +1,34 @@
+"""Small statistics for honest reporting: a confidence interval for an accuracy, how much length explains."""
+from __future__ import annotations
+
+import math
+
+
+def wilson_interval(correct: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion correct / n (sensible at small n and near 0 or 1).
+
+    Held-out pairs that share an answer are not independent, so for reward-model accuracy this interval is
+    somewhat too narrow; it still says when "70% on 10 pairs" is indistinguishable from chance.
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def r_squared(x: list[float], y: list[float]) -> float:
+    """Share of the variance of y a straight line in x explains (squared Pearson correlation); 0 if either
+    is constant."""
+    n = len(x)
+    if n < 2:
+        return 0.0
+    mx, my = sum(x) / n, sum(y) / n
+    sxx = sum((a - mx) ** 2 for a in x)
+    syy = sum((b - my) ** 2 for b in y)
+    if sxx == 0 or syy == 0:
+        return 0.0
+    sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
+    return sxy * sxy / (sxx * syy)

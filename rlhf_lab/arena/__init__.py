@@ -1,0 +1,1 @@
+"""Comparing policy versions: evaluation against the reference with a judge (later: blind arena votes)."""

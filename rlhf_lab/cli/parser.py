@@ -1,0 +1,117 @@
+"""The argument parser of `python -m rlhf_lab`: one subcommand per Lab operation, shared argument groups."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from ..config import GenerationConfig, PPOConfig, RewardConfig
+
+JUDGE_HELP = ("concise, enthusiastic, no_lists, mentions:<word>, or package.module:function "
+              "(that module is imported and runs as code: use only your own)")
+
+
+def sessions_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sessions-dir", default=None,
+                   help="where sessions live (default: $RLHF_LAB_SESSIONS, else ./sessions of the repo)")
+
+
+def session_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--session", required=True, help="session name (letters, digits, '-', '_')")
+    sessions_dir_arg(p)
+
+
+def model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="default",
+                   help="'default' (embedded SmolLM2-135M-Instruct), a Hugging Face id or a local folder")
+    p.add_argument("--precision", default="4bit", choices=["4bit", "bf16", "fp32"])
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the model folder to run its own code")
+
+
+def generation_args(p: argparse.ArgumentParser, k: bool = True) -> None:
+    if k:
+        p.add_argument("-k", type=int, default=GenerationConfig.k, help="completions per prompt (1-16)")
+    p.add_argument("--max-new-tokens", type=int, default=GenerationConfig.max_new_tokens)
+    p.add_argument("--temperature", type=float, default=GenerationConfig.temperature)
+    p.add_argument("--top-p", type=float, default=GenerationConfig.top_p)
+    p.add_argument("--seed", type=int, default=None)
+
+
+def config_args(p: argparse.ArgumentParser, cls, names: tuple[str, ...]) -> None:
+    """--flag per config field, default and type taken from the dataclass."""
+    for f in fields(cls):
+        if f.name in names:
+            kind = float if f.default is None else type(f.default)  # optional numbers default to None
+            p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rlhf_lab",
+                                     description="The same operations as the web app, headless. Errors exit 2 "
+                                                 "with one line that says what was wrong.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sessions", help="list sessions")
+    sessions_dir_arg(p)
+
+    p = sub.add_parser("serve", help="launch the web app (same as app.py)")
+    model_args(p)
+    sessions_dir_arg(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--session", default=None)
+
+    p = sub.add_parser("generate", help="print K completions of a prompt, one JSON object per line")
+    model_args(p)
+    session_arg(p)
+    p.add_argument("--prompt", required=True)
+    generation_args(p)
+
+    p = sub.add_parser("rank", help="record a ranking of the completions `generate` printed (JSON lines on stdin)")
+    model_args(p)
+    session_arg(p)
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--order", default=None, help="best first, '=' for ties, e.g. 2>1=3>4")
+    p.add_argument("--verdict", default="ranked", choices=["ranked", "all_bad", "skipped"])
+
+    p = sub.add_parser("undo", help="retract the session's most recent ranking")
+    session_arg(p)
+
+    p = sub.add_parser("simulate", help="rank N built-in prompts with a simulated annotator")
+    model_args(p)
+    session_arg(p)
+    p.add_argument("--judge", required=True, help=JUDGE_HELP)
+    p.add_argument("--prompts", type=int, default=32)
+    generation_args(p)
+
+    p = sub.add_parser("export", help="write the session's preference pairs")
+    session_arg(p)
+    p.add_argument("--format", default="trl", choices=["trl"])
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("import", help="add pairs from a TRL/OpenRLHF preference JSONL file")
+    model_args(p)
+    session_arg(p)
+    p.add_argument("--file", required=True)
+
+    p = sub.add_parser("train-rm", help="train the reward model on the session's pairs")
+    model_args(p)
+    session_arg(p)
+    config_args(p, RewardConfig, ("epochs", "learning_rate", "lora_r", "max_seconds", "margin", "center_coef"))
+    p.add_argument("--continue", dest="continue_training", action="store_true",
+                   help="start from the saved reward model instead of a fresh one")
+
+    p = sub.add_parser("ppo", help="run N PPO steps against the reward model")
+    model_args(p)
+    session_arg(p)
+    p.add_argument("--steps", type=int, default=10)
+    config_args(p, PPOConfig, ("batch_size", "max_new_tokens", "num_ppo_epochs", "learning_rate", "kl_coef",
+                               "target_kl", "kl_estimator", "seed"))
+    p.add_argument("--fixed-kl", action="store_true", help="keep kl_coef fixed (no adaptive controller)")
+
+    p = sub.add_parser("evaluate", help="judge the current policy against the reference on fresh samples")
+    model_args(p)
+    session_arg(p)
+    p.add_argument("--judge", required=True, help=JUDGE_HELP)
+    p.add_argument("--prompts", type=int, default=16)
+    p.add_argument("--seed", type=int, default=1234)
+    return parser

@@ -1,0 +1,78 @@
+"""PPO settings, named as TRL names them. Defaults are chosen for SmolLM2-135M on a 2-core CPU; each says why."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .common import MAX_NEW_TOKENS_LIMIT, check_range
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    batch_size: int = 16
+    """Rollouts per step (prompts sampled from the session's prompts and the built-in set). 16, not 8: a
+    batch KL estimate from 8 answers is noisy (one step of a 20-step run read -0.11 nats while the policy
+    had barely moved) and so are the advantages; a decode step costs little more for 16 rows than for 8."""
+    max_new_tokens: int = 48
+    """Response cap during PPO: shorter than ranking to keep a step near 10 s on CPU."""
+    temperature: float = 1.0
+    """Sample from the policy itself (PPO's log-probs assume the unmodified distribution)."""
+    num_ppo_epochs: int = 2
+    """Passes over each batch. 2 instead of TRL's 4: half the CPU time, nearly the same gain here."""
+    num_mini_batches: int = 2
+    """Minibatches per epoch (minibatch = batch_size / num_mini_batches)."""
+    learning_rate: float = 3e-4
+    """Adam step for the policy adapter and value head: 1e-4 barely moved the 135M policy in 10 steps,
+    5e-4 overshot the KL target within 10; 3e-4 shows a clear change in ~15 steps (measured, docs/results.md)."""
+    kl_coef: float = 0.05
+    """Initial KL penalty coefficient beta."""
+    kl_estimator: str = "k1"
+    """'k1' (log-ratio, unbiased, can go negative per token) or 'k3' (always >= 0, lower variance)."""
+    adaptive_kl: bool = True
+    """Adjust kl_coef towards target_kl (Ziegler et al. 2019); False keeps it fixed."""
+    target_kl: float = 2.0
+    """Target sequence KL in nats for the adaptive controller: a visible change in style with fluent text.
+    With 3.0 the KL of a 20-step run overshot to 6-8 nats in its last steps (docs/results.md)."""
+    kl_horizon: int = 64
+    """Adaptive controller horizon in rollouts: 64 lets beta move up to 5% per 16-rollout step, so it reacts
+    within a 20-step run without collapsing while the KL is still small early on (16 with 8 rollouts let it
+    fall 0.05 -> 0.014 before the policy moved). Ziegler's 10000 suits runs of thousands of steps."""
+    cliprange: float = 0.2
+    """PPO ratio clip epsilon."""
+    cliprange_value: float = 0.2
+    """Value clip around the old values."""
+    vf_coef: float = 0.1
+    """Value loss weight: the value head shares the policy's LoRA, so keep its pull small."""
+    gamma: float = 1.0
+    """Discount: episodes are one short answer, so no discounting."""
+    lam: float = 0.95
+    """GAE lambda: trades bias for variance in the advantages."""
+    whiten_rewards: bool = False
+    """Whiten the shaped rewards before GAE (TRL's default is off)."""
+    missing_eos_penalty: float = 1.0
+    """Subtracted from the score of answers cut at max_new_tokens without EOS."""
+    ratio_threshold: float = 10.0
+    """Skip a minibatch whose mean ratio exceeds this: a sign of a diverged update."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping."""
+    seed: int = 0
+    """Seed for prompt sampling and generation."""
+
+    def __post_init__(self):
+        check_range("batch size", self.batch_size, 1, 256)
+        if self.num_mini_batches < 1 or self.batch_size % self.num_mini_batches:
+            raise ConfigError(
+                f"batch size {self.batch_size} must divide into {self.num_mini_batches} minibatches")
+        check_range("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT)
+        if self.kl_estimator not in ("k1", "k3"):
+            raise ConfigError(f"kl_estimator must be k1 or k3, not {self.kl_estimator!r}")
+        if self.kl_coef < 0 or self.target_kl <= 0:
+            raise ConfigError("kl_coef must be >= 0 and target_kl > 0")
+        if not 0 < self.learning_rate < 1:
+            raise ConfigError(f"learning rate must be in (0, 1), not {self.learning_rate}")
+        if not 0 < self.temperature <= 5:
+            raise ConfigError(f"temperature must be above 0 and at most 5, not {self.temperature}")
+
+    @property
+    def mini_batch_size(self) -> int:
+        return self.batch_size // self.num_mini_batches

@@ -1,0 +1,1 @@
+"""Records on disk and the pure logic over them. No torch, no threads, no gradio."""

@@ -1,0 +1,1 @@
+"""Chat templates and prompt checks (chat.py); the decode loop that returns a Rollout (decode.py)."""

@@ -1,0 +1,138 @@
+"""Lab: the headless facade. The UI, the CLI and notebooks call these methods and nothing else.
+
+The Lab holds the state every workflow shares (the loaded models, the open session, the job runner); each
+method hands the work to the module of its workflow: sessions, annotate, reward, ppo, evaluate.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from ..config import GenerationConfig, ModelConfig, PPOConfig, RewardConfig
+from ..data.meta import SessionMeta
+from ..data.pairs import Pair, session_pairs
+from ..data.session import Session
+from ..errors import LabBusy, LabError
+from ..modeling import checkpoints
+from ..modeling.adapters import LabModels
+from ..runtime.jobs import JobRunner
+from . import annotate, evaluate, ppo, reward, sessions
+
+DEFAULT_SESSIONS = Path(__file__).resolve().parent.parent.parent / "sessions"
+
+
+class Lab:
+    def __init__(self, sessions_dir: Path | str = DEFAULT_SESSIONS, model_cfg: ModelConfig | None = None):
+        self.sessions_dir = Path(sessions_dir)
+        self.sessions_dir.mkdir(parents=True, exist_ok=True)
+        self.default_model_cfg = model_cfg or ModelConfig()
+        self.models: LabModels | None = None
+        self.model_cfg: ModelConfig | None = None
+        self.session: Session | None = None
+        self.jobs = JobRunner()
+        self.warnings: list[str] = []
+        self.score_cache: dict[tuple, float] = {}
+        self._model_lock = threading.Lock()
+
+    # ---- state every workflow shares -------------------------------------------------------------------
+    def require_session(self) -> Session:
+        if self.session is None:
+            raise LabError("No session is open: create or open one first.")
+        return self.session
+
+    def require_idle(self) -> None:
+        msg = self.jobs.busy_message()
+        if msg:
+            raise LabBusy(msg)
+
+    def meta(self) -> SessionMeta:
+        return self.require_session().read_meta()
+
+    @property
+    def has_reward_model(self) -> bool:
+        return self.session is not None and checkpoints.is_complete(self.session.adapter_dir("reward"))
+
+    # ---- models and sessions ----------------------------------------------------------------------------
+    def load_model(self, cfg: ModelConfig | None = None) -> LabModels:
+        return sessions.load_model(self, cfg)
+
+    def list_sessions(self) -> list[str]:
+        return Session.list(self.sessions_dir)
+
+    def create_session(self, name: str, model_cfg: ModelConfig | None = None) -> Session:
+        return sessions.create_session(self, name, model_cfg)
+
+    def open_session(self, name: str, create: bool = False, with_model: bool = True) -> Session:
+        return sessions.open_session(self, name, create, with_model)
+
+    # ---- annotation ----------------------------------------------------------------------------------------
+    def generate(self, prompt: str, cfg: GenerationConfig | None = None) -> dict:
+        """K completions of one prompt from the current policy: generate_stream's final event."""
+        final = None
+        for event in annotate.generate_stream(self, prompt, cfg):
+            final = event
+        return final
+
+    def generate_stream(self, prompt: str, cfg: GenerationConfig | None = None) -> Iterator[dict]:
+        return annotate.generate_stream(self, prompt, cfg)
+
+    def rank(self, prompt: str, completions: list[str], ranking=None, verdict: str = "ranked",
+             annotator: str = "human", policy: str | None = None, extra: dict | None = None) -> dict:
+        return annotate.rank(self, prompt, completions, ranking, verdict, annotator, policy, extra)
+
+    def undo(self) -> dict:
+        return annotate.undo(self)
+
+    def rankings(self) -> list[dict]:
+        active, self.warnings = self.require_session().rankings()
+        return active
+
+    def pairs(self) -> list[Pair]:
+        return session_pairs(self.rankings())
+
+    def counts(self) -> dict:
+        return annotate.counts(self)
+
+    def export(self, path: Path | str) -> int:
+        return annotate.export(self, path)
+
+    def import_pairs(self, path: Path | str, annotator: str = "import") -> int:
+        return annotate.import_pairs(self, path, annotator)
+
+    def simulate(self, judge: str, n_prompts: int, cfg: GenerationConfig | None = None,
+                 seed: int = 0) -> Iterator[dict]:
+        return annotate.simulate(self, judge, n_prompts, cfg, seed)
+
+    # ---- reward model ---------------------------------------------------------------------------------------
+    def train_reward(self, cfg: RewardConfig | None = None, inline: bool = True):
+        return reward.train_reward(self, cfg, inline)
+
+    def score(self, prompt: str, completions: list[str], truncated: list[bool] | None = None) -> list[float]:
+        return reward.score(self, prompt, completions, truncated)
+
+    def agreement(self, record: dict) -> tuple[int, int] | None:
+        return reward.agreement(self, record)
+
+    # ---- PPO and evaluation ------------------------------------------------------------------------------------
+    def ppo(self, steps: int, cfg: PPOConfig | None = None, inline: bool = True):
+        return ppo.ppo(self, steps, cfg, inline)
+
+    def policy_versions(self) -> list[str]:
+        return ppo.policy_versions(self)
+
+    def evaluate(self, judge: str, n_prompts: int = 16, cfg: PPOConfig | None = None, seed: int = 1234) -> dict:
+        return evaluate.evaluate(self, judge, n_prompts, cfg, seed)
+
+    # ---- control ------------------------------------------------------------------------------------------------
+    def stop(self) -> bool:
+        """Ask the running job to stop at its next check (at least once per minibatch / token)."""
+        return self.jobs.stop()
+
+    def status(self) -> dict:
+        job = self.jobs.current or self.jobs.last
+        return {"session": self.session.name if self.session else None,
+                "model": self.model_cfg.model if self.model_cfg else None,
+                "busy": self.jobs.current.name if self.jobs.current else None,
+                "job": None if job is None else {"name": job.name, "running": job.running, "error": job.error,
+                                                 "last": {k: v for k, v in job.last.items() if k != "samples"}}}

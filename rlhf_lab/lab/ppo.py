@@ -1,0 +1,98 @@
+"""The PPO workflow: N steps against the reward model, a half-done step undone on Stop, a new policy version."""
+from __future__ import annotations
+
+import random
+import time
+from typing import Iterator
+
+from ..algos.ppo import new_state, ppo_step
+from ..config import PPOConfig
+from ..data import prompts as builtin
+from ..data.session import Session
+from ..errors import LabError, Stopped
+from ..modeling import checkpoints
+from ..modeling.adapters import POLICY
+from ..runtime import model_thread
+
+JOB = "PPO"
+
+
+def ppo(lab, steps: int, cfg: PPOConfig | None = None, inline: bool = True):
+    """Run `steps` PPO updates; saves a new policy version at the end (or at a stop)."""
+    cfg = cfg or PPOConfig()
+    session = lab.require_session()
+    if not 1 <= int(steps) <= 10000:
+        raise LabError(f"steps must be between 1 and 10000, not {steps}")
+    if not lab.has_reward_model:
+        raise LabError("PPO needs a reward model: rank some answers and train one first.")
+    return lab.jobs.run(JOB, lambda: model_thread.iterate(lambda: _rows(lab, session, int(steps), cfg)), inline)
+
+
+def session_judge(lab):
+    """(name, judge) of the simulated annotator that made most of the session's rankings, or (None, None)
+    when people ranked it. PPO logs that judge's score of its samples as the gold score."""
+    from collections import Counter
+
+    from .. import judges
+    from ..errors import JudgeError
+
+    names = Counter(r.get("annotator", "") for r in lab.rankings() if r.get("verdict") == "ranked")
+    name, count = names.most_common(1)[0] if names else ("", 0)
+    if not name.startswith("judge:") or count * 2 < sum(names.values()):
+        return None, None
+    try:
+        return name.split(":", 1)[1], judges.get_judge(name.split(":", 1)[1])
+    except JudgeError:
+        return None, None  # a custom judge module that is gone: no gold score, PPO still runs
+
+
+def _prompts(lab, n: int, rng: random.Random) -> list[str]:
+    ranked = list(dict.fromkeys(r["prompt"] for r in lab.rankings()))
+    pool = ranked + [p for p in builtin.builtin_prompts() if p not in ranked]
+    return [rng.choice(pool) for _ in range(n)]
+
+
+def _rows(lab, session: Session, steps: int, cfg: PPOConfig) -> Iterator[dict]:
+    models = lab.models
+    meta = session.read_meta()
+    state = new_state(models, cfg, kl_coef=meta.kl_coef, step=meta.ppo_steps)
+    rng = random.Random(cfg.seed * 7919 + state.step)
+    gold_name, gold = session_judge(lab)
+    done, stopped, started = 0, False, time.time()
+    for _ in range(steps):
+        snapshot = models.snapshot(POLICY)
+        try:
+            row, samples = ppo_step(models, _prompts(lab, cfg.batch_size, rng), cfg, state, lab.jobs.stop_event,
+                                    seed=cfg.seed * 1000003 + state.step, gold=gold)
+        except Stopped:
+            models.restore(POLICY, snapshot)  # a half-done step is undone: memory matches a finished step
+            stopped = True
+            break
+        done += 1
+        row = {**row, "time": time.time(), "round": meta.round + 1}
+        if gold_name:
+            row["gold_judge"] = gold_name
+        session.log_metrics([row])
+        yield {**row, "samples": samples, "progress": done / steps}
+    summary = {"phase": "ppo", "summary": True, "steps": done, "stopped": stopped,
+               "seconds": round(time.time() - started, 2)}
+    if done:
+        version = next_policy_version(session)
+        checkpoints.save_adapter(models, POLICY, session.adapter_dir("policy") / version,
+                                 info={"algorithm": "ppo", "parent": meta.policy_version, "steps": state.step,
+                                       "round": meta.round + 1})
+        session.update_meta(policy_version=version, round=meta.round + 1, ppo_steps=state.step,
+                            kl_coef=state.kl_ctl.value)
+        summary["policy_version"] = version
+    yield summary
+
+
+def next_policy_version(session: Session) -> str:
+    folder = session.adapter_dir("policy")
+    existing = [p.name for p in folder.glob("v[0-9][0-9][0-9]")] if folder.exists() else []
+    return f"v{len(existing) + 1:03d}"
+
+
+def policy_versions(lab) -> list[str]:
+    folder = lab.require_session().adapter_dir("policy")
+    return ["base"] + sorted(p.name for p in folder.glob("v[0-9][0-9][0-9]") if checkpoints.is_complete(p))
