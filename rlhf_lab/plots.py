@@ -10,45 +10,55 @@ from . import metrics as M
 
 def _empty(title: str, hint: str) -> go.Figure:
     fig = go.Figure()
-    fig.update_layout(title=title, height=320, annotations=[dict(text=hint, showarrow=False, x=0.5, y=0.5,
-                                                                xref="paper", yref="paper")])
+    fig.update_layout(title=title, height=320, xaxis_visible=False, yaxis_visible=False,
+                      annotations=[dict(text=hint, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")])
     return fig
 
 
+def _line(fig, df, x, key, name, row, col, **style):
+    if key in df and df[key].notna().any():
+        part = df[df[key].notna()]
+        fig.add_trace(go.Scatter(x=part[x], y=part[key], name=name, mode="lines+markers", **style), row, col)
+
+
 def reward_figure(df: pd.DataFrame) -> go.Figure:
-    """Training loss and accuracy per step, held-out accuracy per epoch, for the latest training run."""
+    """Training loss and accuracy per step, held-out loss and accuracy per epoch, for the latest training run."""
     if df.empty or M.RM_LOSS not in df:
         return _empty("Reward model", "Train the reward model to see its loss and accuracy here.")
     if "run" in df:
         df = df[df["run"] == df["run"].iloc[-1]]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
-    train = df[df[M.RM_LOSS].notna()]
-    fig.add_trace(go.Scatter(x=train["step"], y=train[M.RM_LOSS], name=M.RM_LOSS, mode="lines+markers"), 1, 1)
-    fig.add_trace(go.Scatter(x=train["step"], y=train[M.RM_ACCURACY], name=M.RM_ACCURACY,
-                             mode="lines+markers"), 1, 2)
-    if M.EVAL_RM_ACCURACY in df:
-        ev = df[df[M.EVAL_RM_ACCURACY].notna()]
-        fig.add_trace(go.Scatter(x=ev["step"], y=ev[M.EVAL_RM_ACCURACY], name=M.EVAL_RM_ACCURACY,
-                                 mode="lines+markers", line=dict(width=3)), 1, 2)
-    fig.update_yaxes(range=[0, 1.05], row=1, col=2)
-    fig.update_layout(height=320, title="Reward model training", legend=dict(orientation="h", y=-0.2))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Bradley–Terry loss", "accuracy"))
+    _line(fig, df, "step", M.RM_LOSS, "train loss", 1, 1)
+    _line(fig, df, "step", M.EVAL_RM_LOSS, "held-out loss", 1, 1, line=dict(width=3))
+    _line(fig, df, "step", M.RM_ACCURACY, "train accuracy", 1, 2)
+    _line(fig, df, "step", M.EVAL_RM_ACCURACY, "held-out accuracy", 1, 2, line=dict(width=3))
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=1, col=2)
+    fig.update_xaxes(title_text="optimizer step", tickformat="d")
+    fig.update_layout(height=340, title="Reward model training", legend=dict(orientation="h", y=-0.25))
     return fig
 
 
 def ppo_figure(df: pd.DataFrame) -> go.Figure:
-    """Reward, score, KL (and kl_coef, entropy, clipfrac) against PPO step, over all rounds."""
+    """Per PPO step: reward-model score (and the judge's gold score), KL, answer length and finished share,
+    kl_coef, entropy and clip fraction, over all rounds."""
     if df.empty or M.KL not in df:
         return _empty("PPO", "Run PPO steps to see reward and KL over time.")
-    titles = ("reward (rlhf_reward, scores)", "KL to reference (nats)", "kl_coef",
-              "entropy", "clipfrac", "")
-    fig = make_subplots(rows=2, cols=3, subplot_titles=titles)
-    x = df["step"]
-    fig.add_trace(go.Scatter(x=x, y=df[M.RLHF_REWARD], name=M.RLHF_REWARD, mode="lines+markers"), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=df[M.SCORES], name=M.SCORES, mode="lines+markers"), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=df[M.KL], name=M.KL, mode="lines+markers"), 1, 2)
-    for col, name in ((3, M.KL_COEF),):
-        fig.add_trace(go.Scatter(x=x, y=df[name], name=name, mode="lines+markers"), 1, col)
-    for col, name in ((1, M.ENTROPY), (2, M.CLIPFRAC)):
-        fig.add_trace(go.Scatter(x=x, y=df[name], name=name, mode="lines+markers"), 2, col)
-    fig.update_layout(height=520, title="PPO", legend=dict(orientation="h", y=-0.12))
+    titles = ("score: reward model (proxy) vs judge (gold)", "KL to reference (nats)", "answer length (tokens)",
+              "share of answers finished", "kl_coef · entropy", "clip fraction")
+    fig = make_subplots(rows=2, cols=3, subplot_titles=titles, vertical_spacing=0.16)
+    _line(fig, df, "step", M.SCORES, "reward model score", 1, 1)
+    _line(fig, df, "step", M.RLHF_REWARD, "score − β·KL", 1, 1, line=dict(dash="dot"))
+    _line(fig, df, "step", M.GOLD_SCORES, "judge score (gold)", 1, 1, line=dict(width=3))
+    _line(fig, df, "step", M.KL, "KL (k3)", 1, 2)
+    _line(fig, df, "step", M.KL_K1, "KL (k1)", 1, 2, line=dict(dash="dot"))
+    _line(fig, df, "step", M.LENGTH, "length", 1, 3)
+    _line(fig, df, "step", M.FINISHED, "finished", 2, 1)
+    _line(fig, df, "step", M.KL_COEF, "kl_coef", 2, 2)
+    _line(fig, df, "step", M.ENTROPY, "entropy", 2, 2)
+    _line(fig, df, "step", M.CLIPFRAC, "clip fraction", 2, 3)
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=2, col=1)
+    fig.update_yaxes(tickformat=".1%", row=2, col=3)
+    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    fig.update_xaxes(title_text="PPO step", tickformat="d", dtick=max(1, len(df) // 8))
+    fig.update_layout(height=560, title="PPO", legend=dict(orientation="h", y=-0.14))
     return fig

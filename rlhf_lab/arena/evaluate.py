@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..algos.ppo import policy_forward
-from ..algos.rl_math import kl_k1
+from ..algos.rl_math import kl_k1, kl_k3
 from ..config import PPOConfig
 from ..generation.decode import generate
 from ..judges import Judge
@@ -28,11 +28,14 @@ def evaluate_policy(models: LabModels, judge: Judge, prompts: list[str], cfg: PP
     with models.reference():
         ref_logp, _, _ = policy_forward(models, policy, trunk, rows, cfg.temperature)
     kl = (kl_k1(logp, ref_logp) * policy.response_mask).sum(1).mean().item()
+    kl3 = (kl_k3(logp, ref_logp) * policy.response_mask).sum(1).mean().item()
     p_scores = [judge(p, t) for p, t in zip(prompts, policy.texts)]
     r_scores = [judge(p, t) for p, t in zip(prompts, reference.texts)]
     return {"prompts": len(prompts), "policy_score": sum(p_scores) / len(p_scores),
-            "reference_score": sum(r_scores) / len(r_scores), "kl": kl,
+            "reference_score": sum(r_scores) / len(r_scores), "kl": kl, "kl_k3": kl3,
             "policy_length": policy.response_lengths.float().mean().item(),
             "reference_length": reference.response_lengths.float().mean().item(),
+            "policy_finished": 1.0 - policy.truncated.float().mean().item(),
+            "reference_finished": 1.0 - reference.truncated.float().mean().item(),
             "examples": [{"prompt": p, "policy": a, "reference": b}
                          for p, a, b in list(zip(prompts, policy.texts, reference.texts))[:3]]}

@@ -114,10 +114,16 @@ def cmd_train_rm(args) -> None:
         if row.get("summary"):
             summary = row
         elif "eval/reward_accuracy" in row:
-            print(f"epoch {row['epoch']}: held-out accuracy {row['eval/reward_accuracy']:.3f}",
-                  file=sys.stderr, flush=True)
-    emit({k: summary[k] for k in ("eval/reward_accuracy", "reward/accuracy", "pairs_train", "pairs_eval",
-                                  "seconds", "stopped", "step")})
+            print(f"epoch {row['epoch'] + 1}: held-out accuracy {row['eval/reward_accuracy']:.3f} "
+                  f"loss {row['eval/reward_loss']:.3f}", file=sys.stderr, flush=True)
+        elif "progress" in row:
+            print(f"\rstep {row['step']} · {row['progress']:.0%} · loss {row['reward/loss']:.3f} · "
+                  f"ETA {row['eta_s']:.0f}s (early stopping may end sooner)   ", end="", file=sys.stderr, flush=True)
+    for warning in summary.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    emit({k: summary.get(k) for k in ("eval/reward_accuracy", "eval/accuracy_ci", "eval/reward_loss",
+                                      "reward/accuracy", "reward/length_r2", "pairs_train", "pairs_eval",
+                                      "seconds", "stopped", "step")})
 
 
 def cmd_ppo(args) -> None:
@@ -133,6 +139,9 @@ def cmd_ppo(args) -> None:
         rows.append(row)
         print(f"step {row['step']}: score {row['objective/scores']:.3f} kl {row['objective/kl']:.3f} "
               f"kl_coef {row['objective/kl_coef']:.4f} {row['time/step_s']:.1f}s", file=sys.stderr, flush=True)
+    from ..diagnostics import ppo_warnings
+    for warning in ppo_warnings(rows):
+        print(f"warning: {warning}", file=sys.stderr)
     keys = ["objective/scores", "objective/kl", "objective/rlhf_reward", "objective/kl_coef", "time/step_s"]
     out = {"steps": summary["steps"], "policy_version": summary.get("policy_version"),
            "stopped": summary["stopped"], "seconds": summary["seconds"]}
@@ -140,6 +149,10 @@ def cmd_ppo(args) -> None:
         out.update({f"first/{k}": rows[0][k] for k in keys[:3]})
         out.update({f"last/{k}": rows[-1][k] for k in keys})
         out["min_kl"] = min(r["objective/kl"] for r in rows)
+        out["min_kl_k1"] = min(r["objective/kl_k1"] for r in rows)
+        for k in ("objective/gold_scores", "val/response_length", "val/finished_frac"):
+            if k in rows[0]:
+                out[f"first/{k}"], out[f"last/{k}"] = rows[0][k], rows[-1][k]
         out["median_step_s"] = sorted(r["time/step_s"] for r in rows)[len(rows) // 2]
     emit(out)
 

@@ -9,10 +9,15 @@ from ..errors import ConfigError
 
 
 def chat_text(tokenizer, prompt: str) -> str:
-    """The model's chat template around a user prompt, or the raw prompt for base models."""
+    """The model's chat template around a user prompt, or the raw prompt for base models.
+
+    The session's system prompt rides on the tokenizer (`lab_system_prompt`, set when the model loads), so
+    sampling, reward scoring and PPO all see exactly the same template; None keeps the model's own default.
+    """
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                             add_generation_prompt=True)
+        system = getattr(tokenizer, "lab_system_prompt", None)
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return prompt
 
 

@@ -11,6 +11,7 @@ from ..algos.reward import train_reward_model
 from ..config import RewardConfig
 from ..data.pairs import Pair, count_pairs, groups_from_pairs, pairs_from_ranking
 from ..data.session import Session
+from ..diagnostics import reward_warnings
 from ..errors import LabBusy, LabError, NotEnoughPairs
 from ..generation.chat import tokenize_pairs
 from ..modeling import checkpoints
@@ -19,6 +20,8 @@ from ..runtime import model_thread
 from .sessions import load_saved_reward
 
 JOB = "train reward model"
+SUMMARY_KEYS = (M.EVAL_RM_ACCURACY, "eval/accuracy_ci", M.EVAL_RM_LOSS, M.RM_LENGTH_R2, "pairs_train",
+                "pairs_eval", "warnings", "seconds", "step")
 
 
 def train_reward(lab, cfg: RewardConfig | None = None, inline: bool = True):
@@ -49,14 +52,16 @@ def _rows(lab, session: Session, pairs: list[Pair], cfg: RewardConfig) -> Iterat
             if row.get("summary") and row["trained"]:
                 checkpoints.save_adapter(models, REWARD, session.adapter_dir("reward"),
                                          info={k: v for k, v in row.items() if not isinstance(v, dict)})
-                session.update_meta(reward_model={"trained_at": row["time"],
-                                                  M.EVAL_RM_ACCURACY: row[M.EVAL_RM_ACCURACY],
-                                                  "pairs_train": row["pairs_train"],
-                                                  "pairs_eval": row["pairs_eval"]})
+                prompts = len({p.prompt for p in pairs})
+                row["warnings"] = reward_warnings(row, prompts, cfg.eval_fraction)
+                session.update_meta(reward_model={"trained_at": row["time"], "prompts": prompts,
+                                                  **{k: row[k] for k in SUMMARY_KEYS}})
                 lab.score_cache.clear()
                 saved = True
-            elif not row.get("summary"):
-                session.log_metrics([{k: v for k, v in row.items() if k != "progress"}])
+            elif row.get("summary"):
+                row["warnings"] = []
+            else:
+                session.log_metrics([{k: v for k, v in row.items() if k not in ("progress", "eta_s")}])
             yield row
     finally:
         if not saved:  # stopped or failed before a model was kept: memory goes back to what is on disk

@@ -44,7 +44,8 @@ def job_view(lab, names: tuple[str, ...]) -> tuple[str, bool]:
         return progress_html("Idle", None, False), False
     if job.running:
         last = job.last
-        return progress_html(f"{job.name}: step {last.get('step', 0)}", last.get("progress", 0.0), True), True
+        eta = f" · about {last['eta_s']:.0f}s left" if last.get("eta_s") is not None else ""
+        return progress_html(f"{job.name}: step {last.get('step', 0)}{eta}", last.get("progress", 0.0), True), True
     if job.error:
         return progress_html(f"{job.name} failed: {job.error}", None, False), False
     result = job.result or {}

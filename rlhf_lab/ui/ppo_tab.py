@@ -5,6 +5,7 @@ import gradio as gr
 import pandas as pd
 
 from ..config import PPOConfig
+from ..diagnostics import ppo_warnings
 from ..plots import ppo_figure
 from ..errors import LabError
 from .common import err, job_marker, job_view, ok, phase_frame
@@ -19,6 +20,19 @@ def samples_frame(lab, limit: int = 24) -> pd.DataFrame:
         for row in job.rows:
             rows.extend(row.get("samples", []))
     return pd.DataFrame(rows[-limit:][::-1], columns=["step", "prompt", "completion", "score"])
+
+
+def advice_text(lab) -> str:
+    """Warnings in words about the latest PPO run (length collapse, proxy up while gold falls), and about the
+    reward model before a run starts."""
+    if lab.session is None:
+        return ""
+    said = list((lab.meta().reward_model or {}).get("warnings") or [])
+    df = phase_frame(lab, "ppo")
+    if not df.empty:
+        last_round = df[df["round"] == df["round"].iloc[-1]] if "round" in df else df
+        said += ppo_warnings(last_round.to_dict("records"))
+    return "".join(f"⚠️ {w}\n\n" for w in said)
 
 
 def build(lab):
@@ -38,6 +52,7 @@ def build(lab):
             stop_btn = gr.Button("Stop", variant="stop", elem_id="lab-stop-ppo")
         message = gr.Markdown()
         progress = gr.HTML(job_view(lab, JOB_NAMES)[0], elem_id="lab-ppo-progress")
+        advice = gr.Markdown(advice_text(lab), elem_id="lab-ppo-advice")
         plot = gr.Plot(ppo_figure(phase_frame(lab, "ppo")), elem_id="lab-ppo-plot")
         samples = gr.Dataframe(samples_frame(lab), label="Samples (newest first)", interactive=False, wrap=True)
         timer = gr.Timer(1.0)
@@ -57,12 +72,12 @@ def build(lab):
     def tick(last_seen):
         marker = job_marker(lab, JOB_NAMES)
         if marker == last_seen:
-            return gr.update(), gr.update(), gr.update(), last_seen
+            return gr.update(), gr.update(), gr.update(), gr.update(), last_seen
         html, _ = job_view(lab, JOB_NAMES)
-        return html, ppo_figure(phase_frame(lab, "ppo")), samples_frame(lab), marker
+        return html, ppo_figure(phase_frame(lab, "ppo")), samples_frame(lab), advice_text(lab), marker
 
     run_btn.click(run, [steps, batch, target, coef, adaptive, lr], [message], api_name="run_ppo")
     stop_btn.click(lambda: ok("Stopping…") if lab.stop() else err("Nothing is running."), None, [message],
                    api_name="stop_ppo")
-    timer.tick(tick, [seen], [progress, plot, samples, seen])
+    timer.tick(tick, [seen], [progress, plot, samples, advice, seen])
     return {}

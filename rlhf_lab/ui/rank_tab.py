@@ -85,10 +85,12 @@ def build(lab):
         table = gr.Dataframe(rankings_table(lab), label="Rankings (newest first)", interactive=False, wrap=True)
         current = gr.State(dict(EMPTY))
 
-    def card_updates(texts, scores=None):
+    def card_updates(texts, scores=None, truncated=None):
         out = []
         for i in range(MAX_K):
             label = f"Card {i + 1}" + (f" · reward {scores[i]:+.2f}" if scores and i < len(scores) else "")
+            if truncated and i < len(truncated) and truncated[i]:
+                label += " · ✂ cut off at the length limit (unfinished)"
             out.append(gr.update(value=texts[i] if i < len(texts) else "", label=label))
         return out
 
@@ -112,7 +114,7 @@ def build(lab):
                 state = {"prompt": event["prompt"], "texts": event["texts"], "policy": event["policy"],
                          "truncated": event["truncated"]}
                 msg = f"{n} completions from policy `{event['policy']}`. Rank them."
-                yield (*card_updates(event["texts"], event["scores"]), *[gr.update()] * (2 * MAX_K), state, msg, "")
+                yield (*card_updates(event["texts"], event["scores"], event["truncated"]), *[gr.update()] * (2 * MAX_K), state, msg, "")
         except LabError as e:
             yield (*[gr.update()] * MAX_K, *[gr.update()] * (2 * MAX_K), gr.update(), err(str(e)), gr.update())
 

@@ -17,8 +17,16 @@ def result_text(lab) -> str:
     rm = lab.meta().reward_model
     if not rm or rm.get("eval/reward_accuracy") is None:
         return "No reward model yet. Rank a few prompts (each ranking of 4 gives up to 6 pairs), then Train."
-    return (f"**Held-out accuracy {rm['eval/reward_accuracy']:.0%}** on {rm['pairs_eval']} pairs from prompts the "
-            f"model never saw in training ({rm['pairs_train']} training pairs). Chance is 50%.")
+    ci = rm.get("eval/accuracy_ci")
+    interval = f" (95% interval {ci[0]:.0%}–{ci[1]:.0%})" if ci else ""
+    correct = round(rm["eval/reward_accuracy"] * rm["pairs_eval"])
+    text = (f"**Your reward model agrees with you on {correct} of {rm['pairs_eval']} pairs it never saw: held-out "
+            f"accuracy {rm['eval/reward_accuracy']:.0%}**{interval}. Chance is 50%. "
+            f"({rm['pairs_train']} training pairs.)")
+    r2 = rm.get("reward/length_r2")
+    if r2 is not None:
+        text += f"\n\nLength bias: answer length alone explains {r2:.0%} of its scores."
+    return text + "".join(f"\n\n⚠️ {w}" for w in rm.get("warnings") or [])
 
 
 def build(lab):
