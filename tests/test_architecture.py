@@ -17,9 +17,10 @@ ALLOWED = {
     "judges": set(),
     "metrics": set(),
     "plots": {"metrics"},
-    "lab": {"algos", "arena", "modeling", "generation", "data", "runtime", "judges", "metrics"},
-    "cli": {"lab", "data", "generation", "judges"},
-    "ui": {"lab", "data", "metrics", "plots"},
+    "diagnostics": {"metrics"},
+    "lab": {"algos", "arena", "modeling", "generation", "data", "runtime", "judges", "metrics", "diagnostics"},
+    "cli": {"lab", "data", "generation", "judges", "diagnostics"},
+    "ui": {"lab", "data", "metrics", "plots", "diagnostics"},
 }
 ALWAYS = {"errors", "config"}
 
