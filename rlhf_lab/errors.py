@@ -43,3 +43,15 @@ class Stopped(LabError):
 
 class TrainingDiverged(LabError, FloatingPointError):
     """A loss became NaN or inf; the last good weights were kept."""
+
+
+class StorageError(LabError, RuntimeError):
+    """Writing to the session folder failed (read-only disk, I/O error); nothing of that write was kept."""
+
+
+class DiskFull(StorageError):
+    """The disk (or quota) is full; nothing of that write was kept."""
+
+
+class BrokenAdapter(LabError, RuntimeError):
+    """A saved adapter folder is missing a file or holds one that cannot be read; the message names it."""

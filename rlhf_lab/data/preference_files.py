@@ -6,45 +6,63 @@ import os
 from pathlib import Path
 
 from ..errors import RankingInputError
+from . import jsonl
 from .pairs import Pair
 
 
 def export_trl(pairs: list[Pair], path: Path) -> int:
-    """Write pairs as TRL / OpenRLHF preference JSONL (prompt, chosen, rejected); returns the count."""
+    """Write pairs as TRL / OpenRLHF preference JSONL (prompt, chosen, rejected); returns the count.
+    The file appears whole or not at all (written beside it, then renamed)."""
     path = Path(path)
     if not path.parent.exists():
         raise RankingInputError(f"Folder {path.parent} does not exist.")
+    blob = jsonl.encode([{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs])
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for p in pairs:
-            f.write(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected},
-                               ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise jsonl.storage_error(path, err) from err
     return len(pairs)
 
 
+def _row_problem(row) -> str | None:
+    if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in ("prompt", "chosen", "rejected")):
+        return "is not a JSON object with prompt, chosen and rejected strings"
+    if not row["prompt"].strip():
+        return "has an empty prompt"
+    for key in ("prompt", "chosen", "rejected"):
+        try:
+            row[key].encode("utf-8")
+        except UnicodeEncodeError:
+            return f"has a lone surrogate in {key!r} (text UTF-8 cannot store)"
+    return None
+
+
 def read_trl(path: Path) -> list[Pair]:
-    """Read preference JSONL (prompt, chosen, rejected); raises RankingInputError naming the bad line."""
-    pairs = []
+    """Read preference JSONL (prompt, chosen, rejected), every line checked before any is used; raises
+    RankingInputError naming the first bad line. Lines are split on "\n" only (never splitlines(), which
+    also splits inside texts holding U+2028 or U+2029)."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_bytes().decode("utf-8-sig").split("\n")
     except (OSError, UnicodeDecodeError) as err:
-        raise RankingInputError(f"Cannot read {path}: {err}") from err
+        raise RankingInputError(f"Cannot read {path}: {err}; nothing was imported.") from err
+    pairs = []
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            fields = [row["prompt"], row["chosen"], row["rejected"]]
-        except (ValueError, KeyError, TypeError) as err:
-            raise RankingInputError(f"{path} line {n} is not a JSON object with prompt, chosen and rejected "
-                                    "strings; nothing was imported.") from err
-        if not all(isinstance(x, str) for x in fields):
-            raise RankingInputError(f"{path} line {n}: prompt, chosen and rejected must be strings; "
-                                    "nothing was imported.")
-        pairs.append(Pair(*fields))
+        except ValueError:
+            row = None
+        problem = _row_problem(row)
+        if problem:
+            raise RankingInputError(f"{path} line {n} {problem}; nothing was imported.")
+        pairs.append(Pair(row["prompt"], row["chosen"], row["rejected"]))
     if not pairs:
         raise RankingInputError(f"{path} holds no pairs; nothing was imported.")
     return pairs
