@@ -235,3 +235,57 @@ def test_jsonl_read_never_splits_on_unicode_line_breaks(tmp_path):
     path = tmp_path / "x.jsonl"
     jsonl.append(path, [{"t": "a\u2028b\u2029c\x85d\x1ce"}, {"t": "2"}])
     assert [r["t"] for r in jsonl.read(path)[0]] == ["a\u2028b\u2029c\x85d\x1ce", "2"]
+
+
+# ---- 9, 10. checks the CLI makes before any model loads or any session folder appears ------------------------
+def run_cli(monkeypatch, tmp_path, argv, stdin=""):
+    from rlhf_lab import cli
+    from rlhf_lab.lab import sessions as lab_sessions
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model must not load before the input is checked")
+
+    monkeypatch.setattr(lab_sessions, "load_model", no_model)
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO(stdin))
+    return cli.main([*argv, "--sessions-dir", str(tmp_path / "sessions")])
+
+
+def test_rank_with_empty_stdin_says_there_were_no_answers(monkeypatch, tmp_path, capsys):
+    code = run_cli(monkeypatch, tmp_path, ["rank", "--session", "s", "--prompt", "hi", "--order", "1"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error:") and "no answers on stdin" in err and "\n" not in err
+    assert not (tmp_path / "sessions").exists()
+
+
+@pytest.mark.parametrize("judge", ["no_such_module_xyz:score", "json:no_such_function", "json:__doc__"])
+def test_custom_judge_checked_before_model_or_session(monkeypatch, tmp_path, capsys, judge):
+    for command in ("simulate", "evaluate"):
+        code = run_cli(monkeypatch, tmp_path, [command, "--session", "s", "--judge", judge])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and err.startswith("error:") and "udge" in err, err
+    assert not (tmp_path / "sessions").exists()
+
+
+@pytest.mark.parametrize("command", ["simulate", "evaluate"])
+def test_judge_help_says_it_runs_that_code(capsys, command):
+    from rlhf_lab.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "module:function" in text and "runs as code" in text
+
+
+def test_sessions_lists_a_session_whose_metadata_was_lost(tmp_path, capsys):
+    from rlhf_lab.cli import main
+
+    s = make(tmp_path)
+    s.add_ranking("p1", ["a", "b"], [[0], [1]])
+    s.meta_path.unlink()
+    assert main(["sessions", "--sessions-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.split() == ["s1"]
+    assert main(["export", "--session", "s1", "--out", str(tmp_path / "o.jsonl"), "--sessions-dir",
+                 str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "rebuilt" in captured.err and json.loads(captured.out)["pairs"] == 1
+    assert s.meta_path.is_file()

@@ -29,11 +29,19 @@ def open_lab(args, with_model: bool = True):
     if not with_model:
         lab = Lab(sessions_dir(args))
         lab.open_session(args.session, with_model=False)
+        say_notices(lab)
         return lab
     cfg = ModelConfig(model=args.model, precision=args.precision, trust_remote_code=args.trust_remote_code)
     lab = Lab(sessions_dir(args), model_cfg=cfg)
     lab.open_session(args.session, create=True)
+    say_notices(lab)
     return lab
+
+
+def say_notices(lab) -> None:
+    """What opening the session repaired (rebuilt metadata, a broken adapter set aside), on stderr."""
+    for notice in lab.session.notices:
+        print(f"warning: {notice}", file=sys.stderr)
 
 
 def generation_config(args) -> GenerationConfig:
@@ -102,7 +110,8 @@ def cmd_simulate(args) -> None:
 
 
 def cmd_import(args) -> None:
-    emit({"imported_pairs": open_lab(args).import_pairs(args.file)})
+    count = open_lab(args).import_pairs(args.file)
+    emit({"imported_pairs": int(count), "skipped_already_present": count.skipped})
 
 
 def cmd_train_rm(args) -> None:

@@ -109,15 +109,32 @@ def export(lab, path: Path | str) -> int:
     return export_trl(lab.pairs(), Path(path))
 
 
-def import_pairs(lab, path: Path | str, annotator: str = "import") -> int:
-    """Append pairs from a TRL/OpenRLHF JSONL file as two-card rankings. The whole file is checked first."""
+class ImportCount(int):
+    """The number of pairs imported (an int, as before), with how many were skipped as already present."""
+    skipped: int = 0
+
+
+def import_pairs(lab, path: Path | str, annotator: str = "import") -> ImportCount:
+    """Append pairs from a TRL/OpenRLHF JSONL file as two-card rankings, all or nothing.
+
+    The whole file is checked before anything is written, then every new pair goes to disk in one write, so
+    a bad line, a full disk or Ctrl-C leaves the session as it was. Pairs the session already has (a file
+    imported twice) are skipped and counted.
+    """
     pairs = read_trl(Path(path))
-    lab.require_session()
-    if any(not p.prompt.strip() for p in pairs):
-        raise SessionError(f"{path} has a pair with an empty prompt; nothing was imported.")
+    session = lab.require_session()
+    meta = session.read_meta()
+    seen = {(p.prompt, p.chosen, p.rejected) for p in session_pairs(session.rankings()[0])}
+    records = []
     for p in pairs:
-        rank(lab, p.prompt, [p.chosen, p.rejected], [[0], [1]], annotator=annotator)
-    return len(pairs)
+        if (p.prompt, p.chosen, p.rejected) not in seen:
+            seen.add((p.prompt, p.chosen, p.rejected))
+            records.append(session.make_ranking(p.prompt, [p.chosen, p.rejected], [[0], [1]], annotator=annotator,
+                                                policy=meta.policy_version, round_=meta.round))
+    session.append_rankings(records)
+    count = ImportCount(len(records))
+    count.skipped = len(pairs) - len(records)
+    return count
 
 
 def simulate(lab, judge: str, n_prompts: int, cfg: GenerationConfig | None = None,

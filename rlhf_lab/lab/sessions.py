@@ -5,7 +5,7 @@ from dataclasses import asdict
 
 from ..config import ModelConfig, RewardConfig, from_dict
 from ..data.session import Session, validate_name
-from ..errors import SessionError
+from ..errors import BrokenAdapter, SessionError
 from ..modeling import checkpoints
 from ..modeling.adapters import POLICY, REWARD, LabModels, load_lab_models
 from ..modeling.loading import num_layers
@@ -22,14 +22,16 @@ def load_model(lab, cfg: ModelConfig | None = None) -> LabModels:
     return lab.models
 
 
-def create_session(lab, name: str, model_cfg: ModelConfig | None = None) -> Session:
+def create_session(lab, name: str, model_cfg: ModelConfig | None = None, exist_ok: bool = False) -> Session:
+    """Create a session; exist_ok opens it instead when it exists, or when another process creates it first."""
     cfg = model_cfg or lab.default_model_cfg
     validate_name(name)
-    if name in lab.list_sessions():
+    if not exist_ok and name in lab.list_sessions():
         raise SessionError(f"Session {name!r} already exists; open it instead.")
     lab.require_idle()
     load_model(lab, cfg)  # fail on a bad model before anything is written
-    session = Session.create(lab.sessions_dir, name, asdict(cfg))
+    session = Session.create(lab.sessions_dir, name, asdict(cfg), exist_ok=exist_ok)
+    load_model(lab, from_dict(ModelConfig, session.read_meta().model))  # a racing creator's model, if it won
     return model_thread.call(attach, lab, session)
 
 
@@ -37,8 +39,8 @@ def open_session(lab, name: str, create: bool = False, with_model: bool = True) 
     """Open (or create) a session. with_model=False opens its records only (undo, export): no model loads."""
     validate_name(name)
     lab.require_idle()
-    if create and name not in lab.list_sessions():
-        return create_session(lab, name)
+    if create and not (lab.sessions_dir / name / "session.json").is_file():
+        return create_session(lab, name, exist_ok=True)  # create-or-open: concurrent first calls all succeed
     session = Session.open(lab.sessions_dir, name)
     if not with_model:
         lab.session = session
@@ -52,15 +54,13 @@ def open_session(lab, name: str, create: bool = False, with_model: bool = True) 
 def attach(lab, session: Session) -> Session:
     """Make `session` current: fresh adapters, then whatever the session saved."""
     models = lab.models
+    checkpoints.recover_all(session.root / "adapters")  # saves cut between their renames
     version = session.read_meta().policy_version
     models.reset_policy()
     load_saved_reward(lab, session, RewardConfig())
-    if version != "base":
-        folder = session.adapter_dir("policy") / version
-        if not checkpoints.is_complete(folder):
-            raise SessionError(f"Policy version {version} of session {session.name} is missing or incomplete "
-                               f"({folder}); set policy_version in session.json to an existing version.")
-        checkpoints.load_adapter(models, POLICY, folder)
+    if version != "base" and not _load_or_set_aside(lab, session, POLICY, session.adapter_dir("policy") / version):
+        models.reset_policy()
+        session.update_meta(policy_version="base")
     models.use(POLICY)
     lab.session = session
     lab.score_cache.clear()
@@ -71,8 +71,21 @@ def attach(lab, session: Session) -> Session:
 def load_saved_reward(lab, session: Session, fresh: RewardConfig) -> None:
     """The session's saved reward adapter in memory, or a fresh one of `fresh`'s shape if none is saved."""
     models, folder = lab.models, session.adapter_dir("reward")
-    if checkpoints.is_complete(folder):
-        models.reset_reward_adapter(*checkpoints.adapter_shape(folder, num_layers(models.base_model)))
-        checkpoints.load_adapter(models, REWARD, folder)
-    else:
+    if not (folder.exists() and _load_or_set_aside(lab, session, REWARD, folder)):
         models.reset_reward_adapter(fresh.lora_r, fresh.lora_layers)
+
+
+def _load_or_set_aside(lab, session: Session, adapter: str, folder) -> bool:
+    """Load a saved adapter; a missing or unreadable file is reported and its folder moved aside, and the
+    session goes on as if that adapter had never been trained."""
+    try:
+        checkpoints.check_readable(folder)
+        if adapter == REWARD:
+            lab.models.reset_reward_adapter(*checkpoints.adapter_shape(folder, num_layers(lab.models.base_model)))
+        checkpoints.load_adapter(lab.models, adapter, folder)
+        return True
+    except BrokenAdapter as err:
+        aside = checkpoints.set_aside(folder) if folder.exists() else None
+        session.notices.append(f"{err}: the session goes on without that {adapter} adapter (as if untrained)"
+                               + (f"; the broken folder was moved to {aside} for inspection." if aside else "."))
+        return False

@@ -6,10 +6,14 @@ import os
 import shutil
 from pathlib import Path
 
+import time
+
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..data.jsonl import fsync_dir
+from ..errors import BrokenAdapter
 
 HEAD_FILE = "head.safetensors"
 ADAPTER_FILE = "adapter_model.safetensors"
@@ -19,7 +23,7 @@ def save_adapter(models, adapter: str, folder: Path, info: dict | None = None) -
     """Write the adapter atomically: into a temporary sibling, fsynced, then renamed into place."""
     from peft import get_peft_model_state_dict
 
-    folder = Path(folder)
+    folder = recover(folder)  # an earlier save cut between its renames: put its model back before replacing it
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(folder.name + ".tmp")
     if tmp.exists():
@@ -53,6 +57,65 @@ def is_complete(folder: Path) -> bool:
     return all((folder / f).is_file() for f in (ADAPTER_FILE, HEAD_FILE, "adapter_config.json"))
 
 
+def _whole(folder: Path) -> bool:
+    """Every file a save writes is there and not empty (save_adapter fsyncs them all before any rename)."""
+    return is_complete(folder) and all((folder / f).stat().st_size > 0
+                                       for f in (ADAPTER_FILE, HEAD_FILE, "adapter_config.json"))
+
+
+def recover(folder: Path) -> Path:
+    """Finish or undo a save that stopped between `folder -> folder.old` and `folder.tmp -> folder`.
+
+    A whole .tmp wins (it was fsynced before the renames began), else .old comes back; leftovers of a save
+    that never reached its renames are removed. Call it where nothing is saving (opening a session, the
+    start of a save): it renames folders. Returns `folder`.
+    """
+    folder = Path(folder)
+    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    if not folder.exists():
+        for candidate in (tmp, old):
+            if candidate.is_dir() and _whole(candidate):
+                os.replace(candidate, folder)
+                fsync_dir(folder.parent)
+                break
+    for leftover in (tmp, old):
+        if leftover.exists() and folder.exists():
+            shutil.rmtree(leftover)
+    return folder
+
+
+def recover_all(adapters: Path) -> None:
+    """recover() every adapter folder under a session's adapters/ whose save was cut short."""
+    adapters = Path(adapters)
+    for leftover in [*adapters.glob("*.tmp"), *adapters.glob("*.old"), *adapters.glob("*/*.tmp"),
+                     *adapters.glob("*/*.old")]:
+        if leftover.is_dir():
+            recover(leftover.with_suffix(""))
+
+
+def set_aside(folder: Path) -> Path:
+    """Move a broken adapter folder out of the way, kept for inspection, so the session works without it."""
+    folder = Path(folder)
+    aside = folder.with_name(f"{folder.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(folder, aside)
+    fsync_dir(folder.parent)
+    return aside
+
+
+def check_readable(folder: Path) -> None:
+    """BrokenAdapter naming the first missing, empty or unreadable file of a saved adapter folder."""
+    folder = Path(folder)
+    for name in ("adapter_config.json", ADAPTER_FILE, HEAD_FILE):
+        path = folder / name
+        if not path.is_file() or path.stat().st_size == 0:
+            raise BrokenAdapter(f"{path} is {'empty' if path.is_file() else 'missing'}")
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text())
+        int(config["r"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise BrokenAdapter(f"{folder / 'adapter_config.json'} cannot be read ({err})") from err
+
+
 def adapter_shape(folder: Path, num_layers: int) -> tuple[int, int]:
     """(rank, top layers) of a saved adapter; top layers is 0 when it covers every layer."""
     config = json.loads((Path(folder) / "adapter_config.json").read_text())
@@ -67,15 +130,25 @@ def load_adapter(models, adapter: str, folder: Path) -> dict:
     model.state_dict(), which scrambles bitsandbytes' packed 4-bit layers (see save_adapter).
     """
     folder = Path(folder)
-    state = load_file(folder / ADAPTER_FILE, device=str(models.device))
+    state = _read_tensors(folder / ADAPTER_FILE, models.device)
     targets = {n.replace(f".{adapter}.", "."): p for n, p in models.model.named_parameters()
                if "lora_" in n and f".{adapter}." in n}
     if set(targets) != set(state) or any(targets[k].shape != state[k].shape for k in state):
-        raise ValueError(f"The adapter in {folder} does not fit the loaded model's {adapter!r} adapter.")
+        raise BrokenAdapter(f"{folder / ADAPTER_FILE} does not fit the loaded model's {adapter!r} adapter")
     with torch.no_grad():
         for key, param in targets.items():
             param.copy_(state[key])
-    models.heads[adapter].load_state_dict(load_file(folder / HEAD_FILE, device=str(models.device)))
+    try:
+        models.heads[adapter].load_state_dict(_read_tensors(folder / HEAD_FILE, models.device))
+    except RuntimeError as err:  # the head's shapes do not fit: a file from another model
+        raise BrokenAdapter(f"{folder / HEAD_FILE} does not fit the loaded model ({err})") from err
     models.use(models.model.active_adapter)
     info = folder / "info.json"
     return json.loads(info.read_text()) if info.is_file() else {}
+
+
+def _read_tensors(path: Path, device) -> dict:
+    try:
+        return load_file(path, device=str(device))
+    except (SafetensorError, OSError) as err:
+        raise BrokenAdapter(f"{path} cannot be read ({err})") from err
