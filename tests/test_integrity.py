@@ -209,6 +209,14 @@ def test_odd_unicode_round_trips_rankings_export_import(tmp_path, seed):
     pairs = session_pairs(active)
     export_trl(pairs, tmp_path / "out.jsonl")
     assert read_trl(tmp_path / "out.jsonl") == [Pair(p.prompt, p.chosen, p.rejected) for p in pairs]
+    from rlhf_lab.lab import Lab  # our own export imports into another session unchanged, and only once
+
+    make(tmp_path, "s2")
+    lab = Lab(tmp_path)
+    lab.open_session("s2", with_model=False)
+    assert lab.import_pairs(tmp_path / "out.jsonl") == len(pairs)
+    assert [(p.prompt, p.chosen, p.rejected) for p in lab.pairs()] == [(p.prompt, p.chosen, p.rejected) for p in pairs]
+    assert lab.import_pairs(tmp_path / "out.jsonl").skipped == len(pairs) and lab.warnings == []
 
 
 def test_u2028_inside_an_imported_text_is_one_line(tmp_path):
