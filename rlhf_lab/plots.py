@@ -10,9 +10,19 @@ from . import metrics as M
 
 def _empty(title: str, hint: str) -> go.Figure:
     fig = go.Figure()
+    # No axes and no plot-area box: an empty frame with gridlines would look like data that is missing.
     fig.update_layout(title=title, height=320, xaxis_visible=False, yaxis_visible=False,
+                      plot_bgcolor="rgba(0,0,0,0)",
                       annotations=[dict(text=hint, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")])
     return fig
+
+
+def _step_axes(fig, df: pd.DataFrame, title: str) -> None:
+    """Whole-number step ticks (never 1.5) at most ~8 of them, an axis title on every x axis, and plain
+    decimals on the y axes (plotly's default SI prefixes print a clip fraction of 0.0006 as "600µ")."""
+    top = int(df["step"].max()) if "step" in df and df["step"].notna().any() else 1
+    fig.update_xaxes(title_text=title, tickformat="d", tick0=0, dtick=max(1, -(-top // 8)))
+    fig.update_yaxes(exponentformat="none")
 
 
 def _line(fig, df, x, key, name, row, col, **style):
@@ -33,7 +43,7 @@ def reward_figure(df: pd.DataFrame) -> go.Figure:
     _line(fig, df, "step", M.RM_ACCURACY, "train accuracy", 1, 2)
     _line(fig, df, "step", M.EVAL_RM_ACCURACY, "held-out accuracy", 1, 2, line=dict(width=3))
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=1, col=2)
-    fig.update_xaxes(title_text="optimizer step", tickformat="d")
+    _step_axes(fig, df, "optimizer step")
     fig.update_layout(height=340, title="Reward model training", legend=dict(orientation="h", y=-0.25))
     return fig
 
@@ -59,6 +69,6 @@ def ppo_figure(df: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=2, col=1)
     fig.update_yaxes(tickformat=".1%", row=2, col=3)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
-    fig.update_xaxes(title_text="PPO step", tickformat="d", dtick=max(1, len(df) // 8))
+    _step_axes(fig, df, "PPO step")
     fig.update_layout(height=560, title="PPO", legend=dict(orientation="h", y=-0.14))
     return fig

@@ -61,24 +61,29 @@ def policy_forward(models: LabModels, rollout: Rollout, trunk: Trunk, rows: torc
 def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOState,
              stop_event: threading.Event | None = None, seed: int | None = None,
              scorer: Callable[[Rollout], torch.Tensor] | None = None,
-             gold: Callable[[str, str], float] | None = None) -> tuple[dict, list[dict]]:
+             gold: Callable[[str, str], float] | None = None,
+             on_phase: Callable[[str, float], None] | None = None) -> tuple[dict, list[dict]]:
     """Run one PPO update on len(prompts) rollouts. Returns (metrics, samples for display).
 
     `scorer` replaces the reward model (a rule-based judge in demos and tests): rollout -> scores (B,).
     `gold` (prompt, answer) -> float is the judge that ranked the session, if one did: its score of the same
     samples is logged beside the reward model's (gold vs proxy) and never trained on.
+    `on_phase` (what, fraction of the step done) is told where the step is, for progress within a step.
     """
+    phase = on_phase or (lambda _what, _fraction: None)
     t_start = time.monotonic()
     models.use(POLICY)
     B = len(prompts)
 
     # 1. Rollout: sample one response per prompt from the current policy (top_p=1: the true distribution).
+    phase(f"sampling {B} answers", 0.0)
     rollout = generate(models.model, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, top_p=1.0,
                        seed=seed, stop_event=stop_event, capture=models.trunk_top())
     t_generate = time.monotonic() - t_start
     mask = rollout.response_mask.float()                                   # (B, T)
     all_rows = torch.arange(B, device=mask.device)
 
+    phase("scoring with the reward model and the reference", 0.5)
     with torch.no_grad():
         # The frozen bottom layers' output, kept while sampling: the reward model, the reference and every
         # policy pass below share it and run only the adapted top layers.
@@ -110,7 +115,8 @@ def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOSt
     params = models.trainable_params(POLICY)
     stats = {"pg_loss": [], "vf_loss": [], "clipfrac": [], "approxkl": [], "ratio": [], "vf_clipfrac": []}
     skipped = 0
-    for _epoch in range(cfg.num_ppo_epochs):
+    for epoch in range(cfg.num_ppo_epochs):
+        phase(f"optimising: epoch {epoch + 1} of {cfg.num_ppo_epochs}", 0.6 + 0.4 * epoch / cfg.num_ppo_epochs)
         b_inds = torch.randperm(B, device=mask.device)
         for start in range(0, B, cfg.mini_batch_size):
             if stop_event is not None and stop_event.is_set():

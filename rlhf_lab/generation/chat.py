@@ -39,14 +39,24 @@ def require_prompt(prompt) -> str:
     return str(prompt).strip()
 
 
+# Longest prompt accepted for sampling, checked before tokenizing so a pasted book is refused at once. The
+# reward model reads only the last RewardConfig.max_length (160) tokens of prompt + answer, and on a 2-core
+# CPU every prompt token slows each decode step: ~2,000 characters (~500 tokens) keeps both sensible.
+MAX_PROMPT_CHARS = 2000
+
+
 def check_prompt(tokenizer, model, prompt: str, max_new_tokens: int) -> str:
     """Validate one prompt; return it stripped, or raise ConfigError saying what is wrong."""
     prompt = require_prompt(prompt)
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ConfigError(f"The prompt is {len(prompt):,} characters; the lab takes at most {MAX_PROMPT_CHARS:,} "
+                          "(a small model answers short questions best). Shorten it to a question or a paragraph.")
     n = len(tokenizer(chat_text(tokenizer, prompt), add_special_tokens=False)["input_ids"])
     ctx = context_length(model)
     if n + max_new_tokens > ctx:
         raise ConfigError(f"The prompt is {n} tokens; with max_new_tokens={max_new_tokens} that exceeds the "
-                          f"model's context of {ctx} tokens. Shorten the prompt or the answers.")
+                          f"model's context of {ctx} tokens (answers need room after the prompt). Shorten the "
+                          f"prompt or lower max_new_tokens.")
     return prompt
 
 

@@ -153,7 +153,20 @@ def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, temp
 
 
 def decode_partial(tokenizer, partial: torch.Tensor, eos: set[int]) -> list[str]:
-    """Texts so far for a (B, t) tensor of new tokens, cut at each row's first EOS."""
+    """Texts so far for a (B, t) tensor of new tokens, cut at each row's first EOS.
+
+    A character can span several byte-level tokens (an emoji is often 2-4): decoding while only some of them
+    have arrived gives U+FFFD. Each row is cut back to its last complete character, so a streamed card never
+    shows a broken one; the missing bytes show up with the next update.
+    """
     mask, _ = response_mask_from(partial, eos)
-    return [t.strip() for t in tokenizer.batch_decode(partial.masked_fill(mask == 0, next(iter(eos))),
-                                                      skip_special_tokens=True)]
+    rows = partial.masked_fill(mask == 0, next(iter(eos)))
+    texts = tokenizer.batch_decode(rows, skip_special_tokens=True)
+    for i, text in enumerate(texts):
+        real = n = int(mask[i].sum())
+        # A UTF-8 character is at most 4 bytes, so at most 3 trailing tokens can hold an unfinished one.
+        while text.endswith("\ufffd") and n > max(0, real - 3):
+            n -= 1
+            text = tokenizer.decode(rows[i, :n], skip_special_tokens=True)
+        texts[i] = text.rstrip("\ufffd")
+    return [t.strip() for t in texts]

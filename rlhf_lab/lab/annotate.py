@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import queue
 import random
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -27,8 +28,12 @@ def validated_prompt(lab, prompt: str, cfg: GenerationConfig) -> str:
 
 
 def generate_stream(lab, prompt: str, cfg: GenerationConfig | None = None) -> Iterator[dict]:
-    """Yield {"texts": partial texts, "done": False} while sampling, then the final
-    {"texts", "done": True, "scores", "policy", "truncated", "seed", "prompt"}."""
+    """Yield {"texts": partial texts, "done": False, "tokens", "max_new_tokens", "elapsed_s", "eta_s"} while
+    sampling, then the final {"texts", "done": True, "scores", "policy", "truncated", "seed", "prompt"}.
+
+    The final event is also kept as lab.pending (with the session's name) until it is ranked or replaced, so a
+    reloaded page gets its cards back.
+    """
     cfg = cfg or GenerationConfig()
     lab.require_session()
     prompt = validated_prompt(lab, prompt, cfg)
@@ -38,9 +43,15 @@ def generate_stream(lab, prompt: str, cfg: GenerationConfig | None = None) -> It
     eos = eos_token_ids(models.tokenizer, models.model)
     job = lab.jobs.acquire("generate")
 
+    started = time.monotonic()
+
     def on_step(partial):
         if partial.shape[1] % 4 == 0:  # every 4 tokens is smooth enough and keeps decoding cheap
-            updates.put({"texts": decode_partial(models.tokenizer, partial, eos), "done": False})
+            tokens, elapsed = partial.shape[1], time.monotonic() - started
+            # An upper bound: answers that reach EOS end sooner than max_new_tokens.
+            eta = elapsed / tokens * (cfg.max_new_tokens - tokens)
+            updates.put({"texts": decode_partial(models.tokenizer, partial, eos), "done": False, "tokens": tokens,
+                         "max_new_tokens": cfg.max_new_tokens, "elapsed_s": elapsed, "eta_s": eta})
 
     def work():
         try:
@@ -64,6 +75,8 @@ def generate_stream(lab, prompt: str, cfg: GenerationConfig | None = None) -> It
             yield event
             continue
         event["prompt"] = prompt
+        # An answer cut at max_new_tokens can end inside a multi-byte character: keep whole characters only.
+        event["texts"] = [t.rstrip("\ufffd") for t in event["texts"]]
         event["policy"] = lab.meta().policy_version
         event["scores"] = None
         if lab.has_reward_model:
@@ -71,6 +84,7 @@ def generate_stream(lab, prompt: str, cfg: GenerationConfig | None = None) -> It
                 event["scores"] = lab.score(prompt, event["texts"], event["truncated"])
             except LabBusy:
                 pass  # another job took the model in between: the cards show no score this time
+        lab.pending = {**event, "session": lab.session.name}
         yield event
         return
 
@@ -82,8 +96,18 @@ def rank(lab, prompt: str, completions: list[str], ranking=None, verdict: str = 
     if not prompt or not str(prompt).strip():
         raise SessionError("The ranking has no prompt.")
     meta = session.read_meta()
-    return session.add_ranking(prompt, completions, ranking or [], verdict=verdict, annotator=annotator,
-                               policy=policy or meta.policy_version, round_=meta.round, extra=extra)
+    rec = session.add_ranking(prompt, completions, ranking or [], verdict=verdict, annotator=annotator,
+                              policy=policy or meta.policy_version, round_=meta.round, extra=extra)
+    pending = lab.pending
+    if pending and pending["prompt"] == prompt and pending["texts"] == list(completions):
+        lab.pending = None  # ranked: a reload no longer brings these cards back
+    return rec
+
+
+def pending(lab) -> dict | None:
+    """The last generated cards of the open session that are not ranked yet, or None."""
+    cards = lab.pending
+    return cards if cards and lab.session is not None and cards["session"] == lab.session.name else None
 
 
 def undo(lab) -> dict:

@@ -33,6 +33,7 @@ class Lab:
         self.jobs = JobRunner()
         self.warnings: list[str] = []
         self.score_cache: dict[tuple, float] = {}
+        self.pending: dict | None = None  # generated cards not ranked yet: a reloaded page shows them again
         self._model_lock = threading.Lock()
 
     # ---- state every workflow shares -------------------------------------------------------------------
@@ -83,6 +84,10 @@ class Lab:
 
     def undo(self) -> dict:
         return annotate.undo(self)
+
+    def pending_cards(self) -> dict | None:
+        """The open session's last generated cards that are not ranked yet (generate_stream's final event)."""
+        return annotate.pending(self)
 
     def rankings(self) -> list[dict]:
         active, self.warnings = self.require_session().rankings()

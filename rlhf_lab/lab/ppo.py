@@ -59,11 +59,18 @@ def _rows(lab, session: Session, steps: int, cfg: PPOConfig) -> Iterator[dict]:
     rng = random.Random(cfg.seed * 7919 + state.step)
     gold_name, gold = session_judge(lab)
     done, stopped, started = 0, False, time.time()
+    job = lab.jobs.current
+
+    def on_phase(what: str, fraction: float) -> None:
+        # Read by the UI's timer (job.phase): a PPO step takes ~10 s or more, too long to show nothing.
+        if job is not None:
+            job.phase = {"text": f"step {done + 1} of {steps}: {what}", "progress": (done + fraction) / steps}
+
     for _ in range(steps):
         snapshot = models.snapshot(POLICY)
         try:
             row, samples = ppo_step(models, _prompts(lab, cfg.batch_size, rng), cfg, state, lab.jobs.stop_event,
-                                    seed=cfg.seed * 1000003 + state.step, gold=gold)
+                                    seed=cfg.seed * 1000003 + state.step, gold=gold, on_phase=on_phase)
         except Stopped:
             models.restore(POLICY, snapshot)  # a half-done step is undone: memory matches a finished step
             stopped = True
@@ -74,6 +81,8 @@ def _rows(lab, session: Session, steps: int, cfg: PPOConfig) -> Iterator[dict]:
             row["gold_judge"] = gold_name
         session.log_metrics([row])
         yield {**row, "samples": samples, "progress": done / steps}
+    if job is not None:
+        job.phase = {"text": "saving the new policy version", "progress": done / steps}
     summary = {"phase": "ppo", "summary": True, "steps": done, "stopped": stopped,
                "seconds": round(time.time() - started, 2)}
     if done:

@@ -4,11 +4,21 @@ from __future__ import annotations
 import gradio as gr
 
 from . import api, ppo_tab, rank_tab, reward_tab, session_tab
+from .common import lab_marker
 
+# The progress bar is styled by hand: Chromium's default draws the empty track as a solid grey bar, so
+# 0% looked like a full bar. Table headers break between words only ("RM agrees"), never inside one.
 CSS = """
 .lab-card textarea { font-size: 0.95rem; line-height: 1.35; }
 .lab-progress { padding: 4px 0; }
-.lab-progress progress { width: 50%; height: 14px; vertical-align: middle; }
+.lab-progress progress { -webkit-appearance: none; appearance: none; width: 50%; height: 14px;
+  vertical-align: middle; border: 1px solid var(--border-color-primary); border-radius: 7px;
+  background: var(--background-fill-primary); overflow: hidden; }
+.lab-progress progress::-webkit-progress-bar { background: var(--background-fill-primary); }
+.lab-progress progress::-webkit-progress-value { background: var(--color-accent); }
+.lab-progress progress::-moz-progress-bar { background: var(--color-accent); }
+.lab-table thead th, .lab-table thead th * { word-break: keep-all !important; overflow-wrap: normal !important;
+  hyphens: none; }
 """
 
 # Keyboard shortcuts: Alt+key clicks a button; the order box saves on Enter (Gradio's submit event).
@@ -41,8 +51,24 @@ def build_ui(lab) -> gr.Blocks:
         ppo_tab.build(lab)
         session = session_tab.build(lab)
         api.build(lab)
-        # A reloaded page (or a second tab) shows the server's current state, including a running job.
+        # When a job starts or ends (PPO made v001, a reward model was trained), the counters, the rankings
+        # table and the session summary are redrawn on every page, without a reload.
+        timer = gr.Timer(1.0)
+        seen = gr.State(None)
+        shared = [rank["counters"], rank["table"], session["summary"]]
+
+        def refresh(last_seen):
+            marker = lab_marker(lab)
+            if marker == last_seen:
+                return *[gr.update()] * len(shared), last_seen
+            rank["agreement"]()  # scores only rankings not checked yet; nothing while a job owns the model
+            return (*rank["refresh"](), session["refresh"](), marker)
+
+        timer.tick(refresh, [seen], [*shared, seen], show_progress="hidden")
+        # A reloaded page (or a second tab) shows the server's current state: a running job, unranked cards.
         demo.load(lambda: (session["refresh"](), *rank["refresh"](),
                            gr.update(choices=lab.list_sessions(), value=lab.session.name if lab.session else None)),
-                  None, [session["summary"], rank["counters"], rank["table"], session["sessions"]])
+                  None, [session["summary"], rank["counters"], rank["table"], session["sessions"]]
+                  ).then(rank["restore"], None, rank["cards"]
+                         ).then(rank["agreement"], None, [rank["table"]], show_progress="hidden")
     return demo

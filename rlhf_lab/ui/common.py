@@ -45,6 +45,11 @@ def job_view(lab, names: tuple[str, ...]) -> tuple[str, bool]:
     if job.running:
         last = job.last
         eta = f" · about {last['eta_s']:.0f}s left" if last.get("eta_s") is not None else ""
+        phase = getattr(job, "phase", None)  # set by jobs that report progress inside a step (PPO)
+        if phase:
+            return progress_html(f"{job.name} {phase['text']}{eta}", phase["progress"], True), True
+        if not job.rows:
+            return progress_html(f"{job.name}: starting…", 0.0, True), True
         return progress_html(f"{job.name}: step {last.get('step', 0)}{eta}", last.get("progress", 0.0), True), True
     if job.error:
         return progress_html(f"{job.name} failed: {job.error}", None, False), False
@@ -58,5 +63,14 @@ def job_marker(lab, names: tuple[str, ...]):
     """A value that changes whenever the job's rows, running state or the open session change: timers
     redraw only then."""
     job = lab.jobs.current or lab.jobs.last
-    rows = len(job.rows) if job and job.name in names else 0
-    return rows, bool(job and job.running), lab.session.name if lab.session else None
+    mine = job is not None and job.name in names
+    phase = (getattr(job, "phase", None) or {}).get("text") if mine else None
+    return len(job.rows) if mine else 0, bool(job and job.running), phase, lab.session.name if lab.session else None
+
+
+def lab_marker(lab):
+    """A value that changes when a job starts or ends or another session opens: the counters and the session
+    summary (policy version, round, reward model) are redrawn then, without a page reload."""
+    current, last = lab.jobs.current, lab.jobs.last
+    return ((current.name, current.started) if current else None, (last.name, last.started) if last else None,
+            lab.session.name if lab.session else None)

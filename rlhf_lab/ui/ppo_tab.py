@@ -54,7 +54,9 @@ def build(lab):
         progress = gr.HTML(job_view(lab, JOB_NAMES)[0], elem_id="lab-ppo-progress")
         advice = gr.Markdown(advice_text(lab), elem_id="lab-ppo-advice")
         plot = gr.Plot(ppo_figure(phase_frame(lab, "ppo")), elem_id="lab-ppo-plot")
-        samples = gr.Dataframe(samples_frame(lab), label="Samples (newest first)", interactive=False, wrap=True)
+        samples = gr.Dataframe(samples_frame(lab), label="Samples (newest first)", interactive=False, wrap=True,
+                               column_widths=["64px", "30%", "55%", "80px"], max_chars=400,
+                               elem_id="lab-ppo-samples", elem_classes=["lab-table"])
         timer = gr.Timer(1.0)
         seen = gr.State(-1)
 
@@ -65,9 +67,10 @@ def build(lab):
                             target_kl=float(target_v), kl_coef=float(coef_v), adaptive_kl=bool(adaptive_v),
                             learning_rate=float(lr_v))
             lab.ppo(int(steps_v), cfg, inline=False)
-            return ok(f"PPO started: {int(steps_v)} steps.")
+            # The progress line answers at once ("starting…"); the timer then shows the phase of each step.
+            return ok(f"PPO started: {int(steps_v)} steps."), job_view(lab, JOB_NAMES)[0]
         except LabError as e:
-            return err(str(e))
+            return err(str(e)), gr.update()
 
     def tick(last_seen):
         marker = job_marker(lab, JOB_NAMES)
@@ -76,8 +79,8 @@ def build(lab):
         html, _ = job_view(lab, JOB_NAMES)
         return html, ppo_figure(phase_frame(lab, "ppo")), samples_frame(lab), advice_text(lab), marker
 
-    run_btn.click(run, [steps, batch, target, coef, adaptive, lr], [message], api_name="run_ppo")
+    run_btn.click(run, [steps, batch, target, coef, adaptive, lr], [message, progress], api_name="run_ppo")
     stop_btn.click(lambda: ok("Stopping…") if lab.stop() else err("Nothing is running."), None, [message],
                    api_name="stop_ppo")
-    timer.tick(tick, [seen], [progress, plot, samples, advice, seen])
+    timer.tick(tick, [seen], [progress, plot, samples, advice, seen], show_progress="hidden")
     return {}

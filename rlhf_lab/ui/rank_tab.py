@@ -2,17 +2,22 @@
 from __future__ import annotations
 
 import gradio as gr
-import pandas as pd
 
 from ..config import MAX_K, GenerationConfig
-from ..errors import LabBusy
-from ..data.rankings import format_order, groups_from_ranks, parse_order
 from ..data.prompts import random_prompt
+from ..data.rankings import format_order, groups_from_ranks, parse_order
 from ..errors import LabError
 from .common import err, ok
+from .rankings_table import MAX_CHARS, WIDTHS, fill_agreement, rankings_table
 
-AGREEMENT_ROWS = 10
 EMPTY = {"prompt": None, "texts": [], "policy": None, "truncated": []}
+NEXT_STEP = "Next: type a new prompt (the box is selected) or press Random prompt (Alt+R), then Generate (Alt+G)."
+# After a save the prompt box is focused with its text selected: typing replaces it, Alt+G regenerates it.
+FOCUS_PROMPT = """() => {
+  const status = document.querySelector('#lab-rank-status');
+  const box = document.querySelector('#lab-prompt textarea');
+  if (box && status && status.innerText.includes('Saved')) { box.focus(); box.select(); }
+}"""
 
 
 def counters(lab) -> str:
@@ -24,26 +29,12 @@ def counters(lab) -> str:
             f"· round {meta.round}")
 
 
-def rankings_table(lab, limit: int = 50) -> pd.DataFrame:
-    cols = ["#", "round", "policy", "prompt", "best answer", "verdict", "order", "annotator", "RM agrees"]
-    if lab.session is None:
-        return pd.DataFrame(columns=cols)
-    records = lab.rankings()
-    rows = []
-    for shown, (n, rec) in enumerate(list(enumerate(records, start=1))[-limit:][::-1]):
-        agree = ""
-        try:
-            # Scoring costs ~1 s a ranking on CPU: the newest 10 are enough to judge agreement, and an idle
-            # model is required (a running job owns the model thread).
-            result = lab.agreement(rec) if lab.jobs.current is None and shown < AGREEMENT_ROWS else None
-            if result:
-                agree = f"{'✔' if result[0] == result[1] else '✘'} {result[0]}/{result[1]}"
-        except LabBusy:
-            agree = ""
-        best = rec["completions"][rec["ranking"][0][0]] if rec["ranking"] else ""
-        rows.append([n, rec.get("round", 0), rec.get("policy", ""), rec["prompt"], best, rec["verdict"],
-                     format_order(rec["ranking"]) if rec["ranking"] else "", rec.get("annotator", ""), agree])
-    return pd.DataFrame(rows, columns=cols)
+def generating_text(event: dict) -> str:
+    """Status while answers stream: tokens so far, time spent and an upper bound on the time left."""
+    if "tokens" not in event:
+        return "Generating… reading the prompt."
+    return (f"Generating… {event['tokens']} of at most {event['max_new_tokens']} tokens per answer · "
+            f"{event['elapsed_s']:.0f}s so far · at most ~{event['eta_s']:.0f}s left")
 
 
 def build(lab):
@@ -82,7 +73,10 @@ def build(lab):
             undo_btn = gr.Button("Undo last (Alt+Z)", elem_id="lab-undo")
         status = gr.Markdown(elem_id="lab-rank-status")
         count_md = gr.Markdown(counters(lab), elem_id="lab-counters")
-        table = gr.Dataframe(rankings_table(lab), label="Rankings (newest first)", interactive=False, wrap=True)
+        agree: dict = {}  # (ranking id, reward model) -> (agreeing pairs, pairs), shared by every page
+        table = gr.Dataframe(rankings_table(lab, agree), label="Rankings (newest first)", interactive=False,
+                             wrap=True, column_widths=WIDTHS, max_chars=MAX_CHARS, elem_id="lab-rankings",
+                             elem_classes=["lab-table"])
         current = gr.State(dict(EMPTY))
 
     def card_updates(texts, scores=None, truncated=None):
@@ -105,21 +99,34 @@ def build(lab):
                                    top_p=float(top_p_value), seed=None if seed_value in (None, "") else int(seed_value))
             n = cfg.k
             stream = lab.generate_stream(prompt_text, cfg)
-            yield (*card_updates([""] * n), *layout_updates(n), dict(EMPTY), "Generating…", "")
+            yield (*card_updates([""] * n), *layout_updates(n), dict(EMPTY), generating_text({}), "")
             for event in stream:
                 if not event["done"]:
                     yield (*card_updates(event["texts"]), *[gr.update()] * (2 * MAX_K), dict(EMPTY),
-                           "Generating…", gr.update())
+                           generating_text(event), gr.update())
                     continue
-                state = {"prompt": event["prompt"], "texts": event["texts"], "policy": event["policy"],
-                         "truncated": event["truncated"]}
-                msg = f"{n} completions from policy `{event['policy']}`. Rank them."
-                yield (*card_updates(event["texts"], event["scores"], event["truncated"]), *[gr.update()] * (2 * MAX_K), state, msg, "")
+                yield shown_cards(event, layout=False)
         except LabError as e:
             yield (*[gr.update()] * MAX_K, *[gr.update()] * (2 * MAX_K), gr.update(), err(str(e)), gr.update())
 
+    def shown_cards(event, layout=True):
+        """Outputs of gen_outputs for finished cards: a generation's final event or lab.pending."""
+        n = len(event["texts"])
+        state = {"prompt": event["prompt"], "texts": event["texts"], "policy": event["policy"],
+                 "truncated": event["truncated"]}
+        msg = f"{n} completions from policy `{event['policy']}`. Rank them."
+        return (*card_updates(event["texts"], event["scores"], event["truncated"]),
+                *(layout_updates(n) if layout else [gr.update()] * (2 * MAX_K)), state, msg, "")
+
+    def restore():
+        """On page load: the cards generated but not ranked yet (kept on the Lab), else nothing changes."""
+        pending = lab.pending_cards()
+        if pending is None:
+            return (*[gr.update()] * (3 * MAX_K), gr.update(), gr.update(), gr.update())
+        return shown_cards(pending)
+
     def after_save(message):
-        return (dict(EMPTY), message, counters(lab), rankings_table(lab), "",
+        return (dict(EMPTY), f"{message} {NEXT_STEP}", counters(lab), rankings_table(lab, agree), "",
                 *[gr.update(value="") for _ in range(MAX_K)], *[gr.update(value=None) for _ in range(MAX_K)])
 
     def no_change(message):
@@ -147,8 +154,12 @@ def build(lab):
         try:
             rec = lab.undo()
         except LabError as e:
-            return err(str(e)), counters(lab), rankings_table(lab)
-        return ok(f"Undone: ranking {rec['id']} of “{rec['prompt'][:60]}”."), counters(lab), rankings_table(lab)
+            return err(str(e)), counters(lab), rankings_table(lab, agree)
+        return (ok(f"Undone: ranking {rec['id']} of “{rec['prompt'][:60]}”."), counters(lab),
+                rankings_table(lab, agree))
+
+    def agreement_update():
+        return rankings_table(lab, agree) if fill_agreement(lab, agree) else gr.update()
 
     gen_inputs = [prompt, k, max_new, temperature, top_p, seed]
     gen_outputs = cards + columns + ranks + [current, status, order]
@@ -157,9 +168,12 @@ def build(lab):
     random_btn.click(lambda: random_prompt(), None, [prompt])
     save_outputs = [current, status, count_md, table, order] + cards + ranks
     save_inputs = [current, order] + ranks
-    save_btn.click(save, save_inputs, save_outputs)
-    order.submit(save, save_inputs, save_outputs)
-    all_bad_btn.click(lambda s, o, *r: save(s, o, *r, verdict="all_bad"), save_inputs, save_outputs)
-    skip_btn.click(lambda s, o, *r: save(s, o, *r, verdict="skipped"), save_inputs, save_outputs)
+    # Saving answers at once; the reward model's agreement fills in afterwards, without a spinner on the table.
+    for event in (save_btn.click(save, save_inputs, save_outputs),
+                  order.submit(save, save_inputs, save_outputs),
+                  all_bad_btn.click(lambda s, o, *r: save(s, o, *r, verdict="all_bad"), save_inputs, save_outputs),
+                  skip_btn.click(lambda s, o, *r: save(s, o, *r, verdict="skipped"), save_inputs, save_outputs)):
+        event.then(None, js=FOCUS_PROMPT).then(agreement_update, None, [table], show_progress="hidden")
     undo_btn.click(undo, None, [status, count_md, table])
-    return {"counters": count_md, "table": table, "refresh": lambda: (counters(lab), rankings_table(lab))}
+    return {"counters": count_md, "table": table, "cards": gen_outputs, "restore": restore,
+            "refresh": lambda: (counters(lab), rankings_table(lab, agree)), "agreement": agreement_update}

@@ -68,5 +68,5 @@ def build(lab):
     train_btn.click(train, [epochs, lr, rank, seconds, cont], [message], api_name="train_reward")
     stop_btn.click(lambda: ok("Stopping…") if lab.stop() else err("Nothing is running."), None, [message],
                    api_name="stop_reward")
-    timer.tick(tick, [seen], [progress, result, plot, seen])
+    timer.tick(tick, [seen], [progress, result, plot, seen], show_progress="hidden")
     return {}

@@ -23,7 +23,9 @@ def session_summary(lab) -> str:
 
 def build(lab):
     with gr.Tab("Session"):
-        gr.Markdown("Sessions live under `sessions/<name>/`. Every ranking is on disk before the page says saved.")
+        gr.Markdown(f"Sessions live in `{lab.sessions_dir.resolve()}/<name>/` (set by `--sessions-dir` or "
+                    "`RLHF_LAB_SESSIONS`). Every ranking is on disk before the page says saved.",
+                    elem_id="lab-sessions-dir")
         with gr.Row():
             existing = gr.Dropdown(label="Open a session", choices=lab.list_sessions(),
                                    value=lab.session.name if lab.session else None, interactive=True)
