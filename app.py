@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     demo.queue(default_concurrency_limit=4)
     demo.launch(server_name=args.host, server_port=args.port, share=False, css=CSS, head=HEAD,
                 show_error=True, footer_links=[], quiet=True, prevent_thread_lock=True)
+    print(lab.decode_note, flush=True)
     print(f"rlhf_lab ready in {time.time() - START:.1f}s at http://{args.host}:{args.port}", flush=True)
     demo.block_thread()
     return 0

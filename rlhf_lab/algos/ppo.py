@@ -16,7 +16,8 @@ import torch
 from .. import metrics as M
 from ..config import PPOConfig
 from ..errors import Stopped
-from ..generation.decode import Rollout, generate
+from ..generation.decode import Rollout
+from ..generation.sampling import sample
 from ..modeling.adapters import POLICY, LabModels
 from ..modeling.trunk import Trunk
 from .rl_math import (AdaptiveKLController, FixedKLController, entropy_from_logits, gae, kl_per_token,
@@ -77,8 +78,8 @@ def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOSt
 
     # 1. Rollout: sample one response per prompt from the current policy (top_p=1: the true distribution).
     phase(f"sampling {B} answers", 0.0)
-    rollout = generate(models.model, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, top_p=1.0,
-                       seed=seed, stop_event=stop_event, capture=models.trunk_top())
+    rollout = sample(models, prompts, cfg.max_new_tokens, cfg.temperature, top_p=1.0, seed=seed, adapter=POLICY,
+                     capture=True, stop_event=stop_event)
     t_generate = time.monotonic() - t_start
     mask = rollout.response_mask.float()                                   # (B, T)
     all_rows = torch.arange(B, device=mask.device)

@@ -6,7 +6,7 @@ import torch
 from ..algos.ppo import policy_forward
 from ..algos.rl_math import kl_k1, kl_k3
 from ..config import PPOConfig
-from ..generation.decode import generate
+from ..generation.sampling import sample
 from ..judges import Judge
 from ..modeling.adapters import POLICY, LabModels
 
@@ -17,11 +17,9 @@ def evaluate_policy(models: LabModels, judge: Judge, prompts: list[str], cfg: PP
     disabled), sampled as PPO samples; and the policy samples' mean sequence KL to the reference (k1 summed
     over each answer: an unbiased estimate of KL(policy || reference) on the policy's own samples)."""
     models.use(POLICY)
-    policy = generate(models.model, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, 1.0, seed=seed,
-                      capture=models.trunk_top())
-    with models.reference():
-        reference = generate(models.model, models.tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, 1.0,
-                             seed=seed)
+    policy = sample(models, prompts, cfg.max_new_tokens, cfg.temperature, 1.0, seed=seed, adapter=POLICY,
+                    capture=True)
+    reference = sample(models, prompts, cfg.max_new_tokens, cfg.temperature, 1.0, seed=seed, adapter=None)
     rows = torch.arange(len(prompts))
     trunk = models.rollout_trunk(policy)  # kept while sampling, as in ppo_step
     logp, _, _ = policy_forward(models, policy, trunk, rows, cfg.temperature)

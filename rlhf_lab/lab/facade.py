@@ -34,6 +34,7 @@ class Lab:
         self.warnings: list[str] = []
         self.score_cache: dict[tuple, float] = {}
         self.pending: dict | None = None  # generated cards not ranked yet: a reloaded page shows them again
+        self.decode_note = ""  # which sampling path the loaded model uses, said at start-up
         self._model_lock = threading.Lock()
 
     # ---- state every workflow shares -------------------------------------------------------------------

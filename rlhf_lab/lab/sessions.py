@@ -9,6 +9,7 @@ from ..errors import BrokenAdapter, SessionError
 from ..modeling import checkpoints
 from ..modeling.adapters import POLICY, REWARD, LabModels, load_lab_models
 from ..modeling.loading import num_layers
+from ..generation.sampling import choose_decoder
 from ..runtime import model_thread
 
 
@@ -17,8 +18,9 @@ def load_model(lab, cfg: ModelConfig | None = None) -> LabModels:
     with lab._model_lock:
         if lab.models is None or lab.model_cfg != cfg:
             lab.models = None
-            lab.models = model_thread.call(load_lab_models, cfg)
-            lab.model_cfg = cfg
+            models = model_thread.call(load_lab_models, cfg)
+            lab.decode_note = model_thread.call(choose_decoder, models, cfg.fast_decode)
+            lab.models, lab.model_cfg = models, cfg
     return lab.models
 
 
