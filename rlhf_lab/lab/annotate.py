@@ -14,8 +14,7 @@ from ..data.pairs import session_pairs
 from ..data.preference_files import export_trl, read_trl
 from ..errors import LabBusy, LabError, SessionError
 from ..generation.chat import check_prompt, require_prompt
-from ..generation.decode import decode_partial, eos_token_ids
-from ..generation.sampling import sample
+from ..generation.decode import decode_partial, eos_token_ids, generate
 from ..modeling.adapters import POLICY
 from ..runtime import model_thread
 
@@ -33,7 +32,8 @@ def generate_stream(lab, prompt: str, cfg: GenerationConfig | None = None) -> It
     sampling, then the final {"texts", "done": True, "scores", "policy", "truncated", "seed", "prompt"}.
 
     The final event is also kept as lab.pending (with the session's name) until it is ranked or replaced, so a
-    reloaded page gets its cards back.
+    reloaded page gets its cards back. The prompt is checked, the job slot taken and sampling started before
+    this returns: a refused prompt or a busy lab raises here, before a caller clears anything on screen.
     """
     cfg = cfg or GenerationConfig()
     lab.require_session()
@@ -56,8 +56,10 @@ def generate_stream(lab, prompt: str, cfg: GenerationConfig | None = None) -> It
 
     def work():
         try:
-            rollout = sample(models, [prompt] * cfg.k, cfg.max_new_tokens, cfg.temperature, cfg.top_p, seed=seed,
-                             adapter=POLICY, on_step=on_step, stop_event=lab.jobs.stop_event)
+            models.use(POLICY)
+            rollout = generate(models.model, models.tokenizer, [prompt] * cfg.k, cfg.max_new_tokens,
+                               cfg.temperature, cfg.top_p, seed=seed, on_step=on_step,
+                               stop_event=lab.jobs.stop_event)
             updates.put({"texts": rollout.texts, "done": True, "seed": seed,
                          "truncated": rollout.truncated.tolist()})
         except BaseException as err:  # handed to the consumer thread and raised there
@@ -66,6 +68,11 @@ def generate_stream(lab, prompt: str, cfg: GenerationConfig | None = None) -> It
             lab.jobs.release(job)
 
     model_thread.submit(work)
+    return _events(lab, prompt, updates)
+
+
+def _events(lab, prompt: str, updates: queue.Queue) -> Iterator[dict]:
+    """generate_stream's events as the model thread sends them; the final one gets scores and is kept."""
     while True:
         event = updates.get()
         if "error" in event:
@@ -179,8 +186,10 @@ def simulate(lab, judge: str, n_prompts: int, cfg: GenerationConfig | None = Non
         chunk = prompts[start:start + per_call]
         rows = [p for p in chunk for _ in range(cfg.k)]
         with lab.jobs.inline("simulate"):
-            rollout = model_thread.call(sample, models, rows, cfg.max_new_tokens, cfg.temperature, cfg.top_p,
-                                        seed * 100003 + start, POLICY, stop_event=lab.jobs.stop_event)
+            models.use(POLICY)
+            rollout = model_thread.call(generate, models.model, models.tokenizer, rows, cfg.max_new_tokens,
+                                        cfg.temperature, cfg.top_p, seed * 100003 + start, None,
+                                        lab.jobs.stop_event)
         for j, prompt in enumerate(chunk):
             texts = rollout.texts[j * cfg.k:(j + 1) * cfg.k]
             truncated = rollout.truncated[j * cfg.k:(j + 1) * cfg.k].tolist()

@@ -34,7 +34,7 @@ def build(lab):
             new_name = gr.Textbox(label="New session name", placeholder="letters, digits, - and _")
             create_btn = gr.Button("Create")
         message = gr.Markdown()
-        summary = gr.Markdown(session_summary(lab))
+        summary = gr.Markdown(session_summary(lab), elem_id="lab-session-summary")
 
     def do_open(name):
         try:
