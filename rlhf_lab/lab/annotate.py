@@ -14,7 +14,8 @@ from ..data.pairs import session_pairs
 from ..data.preference_files import export_trl, read_trl
 from ..errors import LabBusy, LabError, SessionError
 from ..generation.chat import check_prompt, require_prompt
-from ..generation.decode import decode_partial, eos_token_ids, generate
+from ..generation.decode import decode_partial, eos_token_ids
+from ..generation.sampling import sample
 from ..modeling.adapters import POLICY
 from ..runtime import model_thread
 
@@ -56,10 +57,8 @@ def generate_stream(lab, prompt: str, cfg: GenerationConfig | None = None) -> It
 
     def work():
         try:
-            models.use(POLICY)
-            rollout = generate(models.model, models.tokenizer, [prompt] * cfg.k, cfg.max_new_tokens,
-                               cfg.temperature, cfg.top_p, seed=seed, on_step=on_step,
-                               stop_event=lab.jobs.stop_event)
+            rollout = sample(models, [prompt] * cfg.k, cfg.max_new_tokens, cfg.temperature, cfg.top_p, seed=seed,
+                             adapter=POLICY, on_step=on_step, stop_event=lab.jobs.stop_event)
             updates.put({"texts": rollout.texts, "done": True, "seed": seed,
                          "truncated": rollout.truncated.tolist()})
         except BaseException as err:  # handed to the consumer thread and raised there
@@ -186,10 +185,8 @@ def simulate(lab, judge: str, n_prompts: int, cfg: GenerationConfig | None = Non
         chunk = prompts[start:start + per_call]
         rows = [p for p in chunk for _ in range(cfg.k)]
         with lab.jobs.inline("simulate"):
-            models.use(POLICY)
-            rollout = model_thread.call(generate, models.model, models.tokenizer, rows, cfg.max_new_tokens,
-                                        cfg.temperature, cfg.top_p, seed * 100003 + start, None,
-                                        lab.jobs.stop_event)
+            rollout = model_thread.call(sample, models, rows, cfg.max_new_tokens, cfg.temperature, cfg.top_p,
+                                        seed * 100003 + start, POLICY, stop_event=lab.jobs.stop_event)
         for j, prompt in enumerate(chunk):
             texts = rollout.texts[j * cfg.k:(j + 1) * cfg.k]
             truncated = rollout.truncated[j * cfg.k:(j + 1) * cfg.k].tolist()
