@@ -25,7 +25,15 @@ def ppo(lab, steps: int, cfg: PPOConfig | None = None, inline: bool = True):
         raise LabError(f"steps must be between 1 and 10000, not {steps}")
     if not lab.has_reward_model:
         raise LabError("PPO needs a reward model: rank some answers and train one first.")
-    return lab.jobs.run(JOB, lambda: model_thread.iterate(lambda: _rows(lab, session, int(steps), cfg)), inline)
+    return lab.jobs.run(JOB, lambda: _queued(lab, session, int(steps), cfg), inline)
+
+
+def _queued(lab, session: Session, steps: int, cfg: PPOConfig) -> Iterator[dict]:
+    """_rows on the model thread. Until it gets there (scoring for the rankings table may hold the model for a
+    few seconds) the job says so, so the progress line answers at once."""
+    if lab.jobs.current is not None:
+        lab.jobs.current.phase = {"text": f"step 1 of {steps}: waiting for the model", "progress": 0.0}
+    return model_thread.iterate(lambda: _rows(lab, session, steps, cfg))
 
 
 def session_judge(lab):

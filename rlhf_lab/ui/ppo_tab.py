@@ -8,7 +8,7 @@ from ..config import PPOConfig
 from ..diagnostics import ppo_warnings
 from ..plots import ppo_figure
 from ..errors import LabError
-from .common import err, job_marker, job_view, ok, phase_frame
+from .common import err, job_marker, job_view, ok, phase_frame, progress_html
 
 JOB_NAMES = ("PPO",)
 
@@ -67,8 +67,9 @@ def build(lab):
                             target_kl=float(target_v), kl_coef=float(coef_v), adaptive_kl=bool(adaptive_v),
                             learning_rate=float(lr_v))
             lab.ppo(int(steps_v), cfg, inline=False)
-            # The progress line answers at once ("starting…"); the timer then shows the phase of each step.
-            return ok(f"PPO started: {int(steps_v)} steps."), job_view(lab, JOB_NAMES)[0]
+            # The progress line answers at once; the timer then shows the phase of each step.
+            return (ok(f"PPO started: {int(steps_v)} steps."),
+                    progress_html(f"PPO step 1 of {int(steps_v)}: starting…", 0.0, True))
         except LabError as e:
             return err(str(e)), gr.update()
 

@@ -173,7 +173,8 @@ def build(lab):
                   order.submit(save, save_inputs, save_outputs),
                   all_bad_btn.click(lambda s, o, *r: save(s, o, *r, verdict="all_bad"), save_inputs, save_outputs),
                   skip_btn.click(lambda s, o, *r: save(s, o, *r, verdict="skipped"), save_inputs, save_outputs)):
-        event.then(None, js=FOCUS_PROMPT).then(agreement_update, None, [table], show_progress="hidden")
+        event.then(None, js=FOCUS_PROMPT)  # kept apart: the agreement fill must not wait on a js-only step
+        event.then(agreement_update, None, [table], show_progress="hidden")
     undo_btn.click(undo, None, [status, count_md, table])
     return {"counters": count_md, "table": table, "cards": gen_outputs, "restore": restore,
             "refresh": lambda: (counters(lab), rankings_table(lab, agree)), "agreement": agreement_update}

@@ -46,7 +46,7 @@ def fill_agreement(lab, agree: dict) -> bool:
     if stamp is None or lab.jobs.current is not None:
         return False
     added = False
-    for rec in lab.rankings()[-AGREEMENT_ROWS:]:
+    for rec in lab.rankings()[-AGREEMENT_ROWS:][::-1]:  # newest first: the one just saved is usually cached
         key = (rec["id"], stamp)
         if key in agree:
             continue
