@@ -32,6 +32,7 @@ test-e2e: setup
 	$(PY) -m pytest -q -m e2e
 
 bench: setup
+	$(PY) bench/sampling.py
 	$(PY) bench/generate.py
 	$(PY) bench/ppo_step.py
 

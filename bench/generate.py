@@ -20,24 +20,25 @@ def main() -> None:
 
     from rlhf_lab.runtime import model_thread as worker
     from rlhf_lab.config import ModelConfig
-    from rlhf_lab.generation.decode import generate
-    from rlhf_lab.modeling.adapters import load_lab_models
+    from rlhf_lab.generation.sampling import choose_decoder, sample
+    from rlhf_lab.modeling.adapters import POLICY, load_lab_models
 
     def run(precision: str) -> dict:
         t = time.perf_counter()
         models = load_lab_models(ModelConfig(precision=precision))
+        note = choose_decoder(models)
         load_s = time.perf_counter() - t
         rates = []
         for i in range(args.runs + 1):
             t = time.perf_counter()
             # tokens/s counts real response tokens (up to each answer's EOS)
-            rollout = generate(models.model, models.tokenizer, ["Describe the ocean in a few words."] * 4, 64, 0.8,
-                               0.95, seed=i)
+            rollout = sample(models, ["Describe the ocean in a few words."] * 4, 64, 0.8, 0.95, seed=i,
+                             adapter=POLICY)
             dt = time.perf_counter() - t
             if i:
                 rates.append(float(rollout.response_mask.sum()) / dt)
         return {"precision": precision, "k": 4, "max_new_tokens": 64, "median_tokens_per_s": round(median(rates), 1),
-                "runs": [round(r, 1) for r in rates], "load_s": round(load_s, 2), "machine": machine()}
+                "runs": [round(r, 1) for r in rates], "load_s": round(load_s, 2), "path": note, "machine": machine()}
 
     for precision in args.precisions.split(","):
         print(json.dumps(worker.call(run, precision)), flush=True)

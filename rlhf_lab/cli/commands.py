@@ -31,7 +31,8 @@ def open_lab(args, with_model: bool = True):
         lab.open_session(args.session, with_model=False)
         say_notices(lab)
         return lab
-    cfg = ModelConfig(model=args.model, precision=args.precision, trust_remote_code=args.trust_remote_code)
+    cfg = ModelConfig(model=args.model, precision=args.precision, trust_remote_code=args.trust_remote_code,
+                      **system_prompt_arg(args))
     lab = Lab(sessions_dir(args), model_cfg=cfg)
     lab.open_session(args.session, create=True)
     say_notices(lab)
@@ -42,6 +43,14 @@ def say_notices(lab) -> None:
     """What opening the session repaired (rebuilt metadata, a broken adapter set aside), on stderr."""
     for notice in lab.session.notices:
         print(f"warning: {notice}", file=sys.stderr)
+
+
+def system_prompt_arg(args) -> dict:
+    """--system-prompt as a ModelConfig field: absent keeps the default, 'none' removes it."""
+    text = getattr(args, "system_prompt", None)
+    if text is None:
+        return {}
+    return {"system_prompt": None if text.strip().lower() == "none" else text}
 
 
 def generation_config(args) -> GenerationConfig:

@@ -25,6 +25,9 @@ def model_args(p: argparse.ArgumentParser) -> None:
                    help="'default' (embedded SmolLM2-135M-Instruct), a Hugging Face id or a local folder")
     p.add_argument("--precision", default="4bit", choices=["4bit", "bf16", "fp32"])
     p.add_argument("--trust-remote-code", action="store_true", help="allow the model folder to run its own code")
+    p.add_argument("--system-prompt", default=None,
+                   help="system message in every prompt (default: ask for two or three sentences; 'none' keeps "
+                        "the model's own); a new session stores it")
 
 
 def generation_args(p: argparse.ArgumentParser, k: bool = True) -> None:

@@ -7,6 +7,9 @@ from .common import check_range
 from ..errors import ConfigError
 
 
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer in two or three sentences."
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     model: str = "default"
@@ -24,6 +27,10 @@ class ModelConfig:
     is a frozen trunk that runs once per batch, so each PPO minibatch runs only these layers (a minibatch of
     4 x 87 tokens took ~3 s with LoRA on all 30 layers, ~1.2 s on the top 8 before the trunk split)."""
 
+    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
+    """System message in every chat prompt (sampling, reward scoring, PPO alike); None keeps the model's own.
+    SmolLM2's own default lets answers run to 200-400 tokens, so at an affordable length cap most were cut
+    mid-sentence and rankings taught "finished beats cut" instead of the person's taste (docs/results.md)."""
     fast_decode: bool = True
     """On CPU, sample from a decode-only fp32 copy of the frozen layers (int8 vocabulary projection) when it
     reproduces the model: 2-3x faster sampling for ~0.5 GB more memory. Training always uses `precision`."""

@@ -85,7 +85,8 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float) -> torch
 @torch.no_grad()
 def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, temperature: float, top_p: float,
              seed: int | None = None, on_step: Callable[[torch.Tensor], None] | None = None,
-             stop_event: threading.Event | None = None, capture: torch.nn.Module | None = None) -> Rollout:
+             stop_event: threading.Event | None = None, capture: torch.nn.Module | None = None,
+             suppress_eos: bool = False) -> Rollout:
     """Sample one completion per entry of `prompts` (repeat a prompt K times for K completions).
 
     A plain decode loop over the model's forward with a KV cache: the same positions (from the mask) and
@@ -124,7 +125,10 @@ def generate(model, tokenizer, prompts: Sequence[str], max_new_tokens: int, temp
         for step in range(max_new_tokens):
             if stop_event is not None and stop_event.is_set():
                 raise Stopped("generation stopped")
-            token = sample_next(out.logits[:, -1], temperature, top_p)
+            logits = out.logits[:, -1]
+            if suppress_eos:  # benchmarks only: every row samples max_new_tokens tokens
+                logits = logits.index_fill(-1, eos, float("-inf"))
+            token = sample_next(logits, temperature, top_p)
             token = token.masked_fill(finished, tokenizer.pad_token_id)
             tokens.append(token)
             finished |= torch.isin(token, eos)

@@ -21,17 +21,18 @@ from .decode import Rollout, generate
 def sample(models: LabModels, prompts: Sequence[str], max_new_tokens: int, temperature: float, top_p: float,
            seed: int | None = None, adapter: str | None = POLICY, capture: bool = False,
            on_step: Callable[[torch.Tensor], None] | None = None,
-           stop_event: threading.Event | None = None) -> Rollout:
+           stop_event: threading.Event | None = None, suppress_eos: bool = False) -> Rollout:
     """One completion per prompt from `adapter` (None: the reference, adapters off). With capture, the
     Rollout keeps the hidden states entering the first adapted layer (PPO reuses them as its trunk)."""
     fast = getattr(models, "fast_decoder", None)
     if fast is not None:
         return fast.generate(models.tokenizer, prompts, max_new_tokens, temperature, top_p, seed=seed,
                              adapter=adapter, capture_layer=(models.cut or None) if capture else None,
-                             on_step=on_step, stop_event=stop_event)
+                             on_step=on_step, stop_event=stop_event, suppress_eos=suppress_eos)
     with models.reference() if adapter is None else models.adapter(adapter):
         return generate(models.model, models.tokenizer, prompts, max_new_tokens, temperature, top_p, seed=seed,
-                        on_step=on_step, stop_event=stop_event, capture=models.trunk_top() if capture else None)
+                        on_step=on_step, stop_event=stop_event, capture=models.trunk_top() if capture else None,
+                        suppress_eos=suppress_eos)
 
 
 @torch.no_grad()

@@ -55,6 +55,8 @@ class LabModels:
 
         self.cfg = cfg
         self.tokenizer = base.tokenizer
+        # generation.chat reads it: every prompt the lab builds carries the same system message
+        self.tokenizer.lab_system_prompt = cfg.system_prompt
         self.path = base.path
         self.device = next(base.model.parameters()).device
         self.model = get_peft_model(base.model, lora_config(base.model, cfg.lora_r, cfg.lora_alpha, cfg.lora_layers),
