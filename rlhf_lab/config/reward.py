@@ -9,8 +9,9 @@ from ..errors import ConfigError
 
 @dataclass(frozen=True)
 class RewardConfig:
-    epochs: int = 4
-    """Passes over the training pairs; early stopping on held-out accuracy usually ends sooner."""
+    epochs: int = 8
+    """Most passes over the training pairs; early stopping on the held-out loss usually ends sooner. With 4,
+    held-out accuracy on a content judge was still rising (0.64 -> 0.79) when training ended."""
     learning_rate: float = 1e-3
     """High for LoRA on purpose: a few hundred pairs, one minute of training."""
     lora_r: int = 16
