@@ -58,3 +58,12 @@ def test_export_and_read_trl(tmp_path):
     bad.write_text('{"prompt": "p", "chosen": "a"}\n')
     with pytest.raises(RankingInputError, match="line 1"):
         read_trl(bad)
+
+
+def test_read_trl_reports_progress_on_large_files(tmp_path):
+    path = tmp_path / "big.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"p{i}", "chosen": "a", "rejected": "b"}) + "\n"
+                            for i in range(25)), encoding="utf-8")
+    seen = []
+    pairs = read_trl(path, on_progress=lambda n, total: seen.append((n, total)), every=10)
+    assert len(pairs) == 25 and seen == [(10, 26), (20, 26)]  # 25 lines and the empty one after the last \n

@@ -196,7 +196,8 @@ def precheck(args):
     if args.command == "generate":
         require_prompt(args.prompt)
     if args.command == "import":
-        read_trl(args.file)
+        read_trl(args.file, on_progress=lambda n, total: print(f"\rchecking {args.file}: line {n} of {total}",
+                                                               end="", file=sys.stderr, flush=True))
     if args.command in ("simulate", "evaluate"):
         get_judge(args.judge)
     if args.command == "rank":
