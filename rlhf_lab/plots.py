@@ -67,7 +67,7 @@ def ppo_figure(df: pd.DataFrame) -> go.Figure:
     _line(fig, df, "step", M.ENTROPY, "entropy", 2, 2)
     _line(fig, df, "step", M.CLIPFRAC, "clip fraction", 2, 3)
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=2, col=1)
-    fig.update_yaxes(tickformat=".1%", row=2, col=3)
+    fig.update_yaxes(tickformat=".2~%", row=2, col=3)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
     _step_axes(fig, df, "PPO step")
     fig.update_layout(height=560, title="PPO", legend=dict(orientation="h", y=-0.14))
