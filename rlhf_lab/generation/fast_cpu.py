@@ -24,10 +24,9 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..errors import Stopped
 from ..modeling.trunk import positions
 from .chat import context_length, encode_prompts
-from .decode import Rollout, eos_token_ids, response_mask_from, sample_next
+from .decode import Rollout, TokenStream, eos_token_ids
 
 
 # -- linear backends: y = x @ W^T for x (M, K), W given as fp32 (N, K) --------------------------------------
@@ -147,28 +146,6 @@ class _Layer:
             self.lora_qkv = (a_all.t().contiguous(), b_all.t().contiguous())
         if parts[3] is not None:
             self.lora_o = (parts[3][0].t().contiguous(), parts[3][1].t().contiguous())
-
-
-def sample_next_fast(logits: torch.Tensor, temperature: float, top_p: float, ks: tuple = (128, 1024)) -> torch.Tensor:
-    """rlhf_lab.generation.sample_next without the full-vocabulary sort: same kept set (up to exact ties at
-    the nucleus edge), same inverse-CDF draw in vocabulary order, so the same token for the same RNG state.
-    The nucleus edge comes from a top-k (128, then 1024 tokens); wider nuclei fall back to the full sort."""
-    if top_p >= 1.0:
-        return sample_next(logits, temperature, top_p)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    for k in ks:
-        if k >= probs.shape[-1]:
-            break
-        top = probs.topk(k, dim=-1).values                               # (B, k), descending
-        kept = (top.cumsum(dim=-1) - top) < top_p                        # a prefix of the top-k
-        if bool(kept[:, -1].any()):
-            continue                                                     # some nucleus has more than k tokens
-        edge = top.gather(-1, kept.sum(-1, keepdim=True) - 1)           # smallest kept probability per row
-        probs = probs.masked_fill(probs < edge, 0.0)
-        cdf = probs.double().cumsum(dim=-1)
-        draw = torch.rand(cdf.shape[0], 1, dtype=cdf.dtype, device=cdf.device) * cdf[:, -1:]
-        return torch.searchsorted(cdf, draw, right=True).squeeze(-1).clamp(max=probs.shape[-1] - 1)
-    return sample_next(logits, temperature, top_p)
 
 
 class FastDecoder:
@@ -343,8 +320,8 @@ class FastDecoder:
         self._new_cache(B, total)
         if seed is not None:
             torch.manual_seed(seed)
-        eos_set = set(eos_token_ids(tokenizer, self))
-        eos = torch.tensor(sorted(eos_set))
+        stream = TokenStream(tokenizer, eos_token_ids(tokenizer, self), B, max_new_tokens, temperature, top_p, "cpu",
+                             on_step, stop_event, suppress_eos)
         captured: list[torch.Tensor] = [] if capture_layer is not None else None
 
         # additive key mask for all slots: -inf on prompt padding, 0 on real prompt and every response slot
@@ -354,36 +331,21 @@ class FastDecoder:
         pos = positions(query_mask)
         h = self._forward(query_ids, pos, 0, bias, capture_layer=capture_layer, captured=captured)
         logits = self.logits(h[:, -1])
-        finished = torch.zeros(B, dtype=torch.bool)
-        tokens = []
         pos = pos[:, -1]
         step_bias = key_bias[:, None, None, :]                          # (B, 1, 1, total)
-        for step in range(max_new_tokens):
-            if stop_event is not None and stop_event.is_set():
-                raise Stopped("generation stopped")
-            if suppress_eos:
-                logits[:, eos] = float("-inf")
-            token = sample_next_fast(logits, temperature, top_p)
-            token = token.masked_fill(finished, tokenizer.pad_token_id)
-            tokens.append(token)
-            finished |= torch.isin(token, eos)
-            if on_step is not None:
-                on_step(torch.stack(tokens, dim=1))
-            last = bool(finished.all()) or step == max_new_tokens - 1
-            if last and capture_layer is None:
-                break
-            pos = pos + 1
-            slot = P + step
-            h = self._step(token, pos, slot, step_bias[..., :slot + 1], stop_layer=capture_layer if last else None,
-                           capture_layer=capture_layer, captured=captured)
-            if last:
-                break
-            logits = self.logits(h)
-        self.k_cache = self.v_cache = None
-        response_ids = torch.stack(tokens, dim=1)
-        response_mask, truncated = response_mask_from(response_ids, eos_set)
-        response_ids = response_ids.masked_fill(response_mask == 0, tokenizer.pad_token_id)
-        texts = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
-        trunk_hidden = torch.cat(captured, dim=1) if captured else None
-        return Rollout(list(prompts), query_ids, query_mask, response_ids, response_mask,
-                       [t.strip() for t in texts], truncated, trunk_hidden)
+        try:
+            for step in range(max_new_tokens):
+                token, last = stream.pick(logits)
+                if last and capture_layer is None:
+                    break
+                pos = pos + 1
+                slot = P + step
+                h = self._step(token, pos, slot, step_bias[..., :slot + 1],
+                               stop_layer=capture_layer if last else None, capture_layer=capture_layer,
+                               captured=captured)
+                if last:
+                    break
+                logits = self.logits(h)
+        finally:
+            self.k_cache = self.v_cache = None  # a stopped run frees its cache too
+        return stream.rollout(prompts, query_ids, query_mask, captured)
