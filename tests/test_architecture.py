@@ -18,9 +18,13 @@ ALLOWED = {
     "metrics": set(),
     "plots": {"metrics"},
     "diagnostics": {"metrics"},
-    "lab": {"algos", "arena", "modeling", "generation", "data", "runtime", "judges", "metrics", "diagnostics"},
-    "cli": {"lab", "data", "generation", "judges", "diagnostics"},
-    "ui": {"lab", "data", "metrics", "plots", "diagnostics"},
+    "scenarios": set(),
+    "story": {"metrics"},
+    "report": {"metrics", "plots", "story"},
+    "lab": {"algos", "arena", "modeling", "generation", "data", "runtime", "judges", "metrics", "diagnostics",
+            "scenarios", "story", "report"},
+    "cli": {"lab", "data", "generation", "judges", "diagnostics", "scenarios"},
+    "ui": {"lab", "data", "metrics", "plots", "diagnostics", "judges", "scenarios"},
 }
 ALWAYS = {"errors", "config"}
 

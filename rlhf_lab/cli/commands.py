@@ -80,6 +80,22 @@ def cmd_export(args) -> None:
     emit({"pairs": n, "out": args.out})
 
 
+def cmd_pack(args) -> None:
+    emit(open_lab(args, with_model=False).pack(args.out))
+
+
+def cmd_unpack(args) -> None:
+    from ..lab import Lab
+    emit(Lab(sessions_dir(args)).unpack(args.inp, args.as_name))
+
+
+def cmd_report(args) -> None:
+    lab = open_lab(args, with_model=False)  # a session that does not exist is refused, not created
+    if args.samples:
+        lab = open_lab(args)  # the model and the session's adapters, to sample from
+    emit(lab.report(args.out, samples=args.samples))
+
+
 # ---- commands over the model ---------------------------------------------------------------------------------
 def cmd_generate(args) -> None:
     lab = open_lab(args)
@@ -113,6 +129,8 @@ def cmd_simulate(args) -> None:
     lab = open_lab(args)
     start = time.time()
     for row in lab.simulate(args.judge, args.prompts, generation_config(args), seed=args.seed or 0):
+        if row.get("summary"):
+            continue
         print(f"[{row['index'] + 1}/{args.prompts}] {row['prompt'][:60]} -> {row['ranking']}",
               file=sys.stderr, flush=True)
     emit({**lab.counts(), "seconds": round(time.time() - start, 1)})
@@ -180,6 +198,28 @@ def cmd_evaluate(args) -> None:
     emit({k: v for k, v in result.items() if k != "examples"})
 
 
+def cmd_scenario(args) -> None:
+    from dataclasses import asdict
+
+    if not args.run:
+        scenario = open_lab(args, with_model=False).use_scenario(args.name)
+        emit({**asdict(scenario), "prompts": len(scenario.prompts() or [])})
+        return
+    for row in open_lab(args).run_scenario(args.name, seed=args.seed):
+        stage = row.get("stage")
+        if stage is None:
+            emit(row)
+        elif stage == "autopilot" and "index" in row:
+            print(f"autopilot {row['index'] + 1}: {row['prompt'][:60]} -> {row['ranking']}", file=sys.stderr,
+                  flush=True)
+        elif "eval/reward_accuracy" in row and not row.get("summary"):
+            print(f"reward model epoch {row['epoch'] + 1}: held-out accuracy {row['eval/reward_accuracy']:.3f}",
+                  file=sys.stderr, flush=True)
+        elif "objective/kl" in row:
+            print(f"{stage} step {row['step']}: score {row['objective/scores']:.3f} kl {row['objective/kl']:.3f}",
+                  file=sys.stderr, flush=True)
+
+
 # ---- checks before any model loads -----------------------------------------------------------------------
 def precheck(args):
     """Check what needs no model; returns the parsed stdin cards for `rank`, else None."""
@@ -191,6 +231,8 @@ def precheck(args):
 
     if hasattr(args, "session") and args.session is not None:
         validate_name(args.session)
+    if getattr(args, "as_name", None) is not None:
+        validate_name(args.as_name)
     if args.command in ("generate", "simulate"):
         generation_config(args)
     if args.command == "generate":
@@ -200,6 +242,9 @@ def precheck(args):
                                                                end="", file=sys.stderr, flush=True))
     if args.command in ("simulate", "evaluate"):
         get_judge(args.judge)
+    if args.command == "scenario":
+        from ..scenarios import get
+        get(args.name)
     if args.command == "rank":
         completions, truncated = read_stdin_cards()
         if args.verdict == "ranked" and not completions:
@@ -211,4 +256,5 @@ def precheck(args):
 
 COMMANDS = {"sessions": cmd_sessions, "serve": cmd_serve, "undo": cmd_undo, "export": cmd_export,
             "generate": cmd_generate, "rank": cmd_rank, "simulate": cmd_simulate, "import": cmd_import,
-            "train-rm": cmd_train_rm, "ppo": cmd_ppo, "evaluate": cmd_evaluate}
+            "train-rm": cmd_train_rm, "ppo": cmd_ppo, "evaluate": cmd_evaluate,
+            "scenario": cmd_scenario, "pack": cmd_pack, "unpack": cmd_unpack, "report": cmd_report}

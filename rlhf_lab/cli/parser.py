@@ -117,4 +117,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge", required=True, help=JUDGE_HELP)
     p.add_argument("--prompts", type=int, default=16)
     p.add_argument("--seed", type=int, default=1234)
+
+    p = sub.add_parser("report", help="write the session's run report: one self-contained HTML file")
+    session_arg(p)
+    p.add_argument("--out", required=True)
+    p.add_argument("--samples", type=int, default=0,
+                   help="first sample fresh before/after answers for N prompts (loads the model); 0 uses the "
+                        "latest `evaluate`")
+    model_args(p)
+
+    p = sub.add_parser("pack", help="zip a session (records, metrics, adapters, sha256 manifest) to share it")
+    session_arg(p)
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("unpack", help="add a packed session (checked; never over an existing session)")
+    sessions_dir_arg(p)
+    p.add_argument("--in", dest="inp", metavar="ZIP", required=True, help="the zip `pack` wrote")
+    p.add_argument("--as", dest="as_name", metavar="NAME", default=None,
+                   help="session name to use (default: the packed one)")
+
+    from ..scenarios import names
+    p = sub.add_parser("scenario", help="apply a workshop scenario to the session (prints its settings); with "
+                                        "--run, run its whole loop: autopilot -> train-rm -> ppo -> evaluate")
+    model_args(p)
+    session_arg(p)
+    p.add_argument("--name", required=True, choices=names())
+    p.add_argument("--run", action="store_true", help="run the whole loop (minutes); one JSON line at the end")
+    p.add_argument("--seed", type=int, default=0)
     return parser

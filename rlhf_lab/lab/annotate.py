@@ -12,7 +12,7 @@ from ..config import GenerationConfig
 from ..data import prompts as builtin
 from ..data.pairs import session_pairs
 from ..data.preference_files import export_trl, read_trl
-from ..errors import LabBusy, LabError, SessionError
+from ..errors import LabBusy, LabError, SessionError, Stopped
 from ..generation.chat import check_prompt, require_prompt
 from ..generation.decode import decode_partial, eos_token_ids
 from ..generation.sampling import sample
@@ -20,6 +20,7 @@ from ..modeling.adapters import POLICY
 from ..runtime import model_thread
 
 SIMULATE_ROWS = 32  # rows per generate call in simulate (prompts x K)
+SIMULATE_JOB = "autopilot"
 
 
 def validated_prompt(lab, prompt: str, cfg: GenerationConfig) -> str:
@@ -166,10 +167,13 @@ def import_pairs(lab, path: Path | str, annotator: str = "import") -> ImportCoun
     return count
 
 
-def simulate(lab, judge: str, n_prompts: int, cfg: GenerationConfig | None = None,
-             seed: int = 0) -> Iterator[dict]:
-    """Generate for n built-in prompts and record the judge's rankings. Yields one row per prompt.
+def simulate(lab, judge: str, n_prompts: int, cfg: GenerationConfig | None = None, seed: int = 0,
+             prompts: list[str] | None = None, inline: bool = True):
+    """Autopilot: generate K answers for n prompts and record the judge's rankings (annotator `judge:<name>`).
 
+    Prompts come from the built-in set, or from `prompts` (a scenario's), distinct while they last. Inline: an
+    iterator of one row per prompt, then a summary row; otherwise a background Job the UI polls. Everything is
+    checked before the job starts. A Stop drops the answers being generated; rankings already saved stay.
     Several prompts share one generate call (SIMULATE_ROWS rows): a decode step costs nearly the same
     for 32 rows as for 4 here, so 32 prompts x 4 answers take ~2.5x less time than one prompt at a time.
     """
@@ -178,15 +182,40 @@ def simulate(lab, judge: str, n_prompts: int, cfg: GenerationConfig | None = Non
     fn = judges.get_judge(judge)
     cfg = cfg or GenerationConfig()
     lab.require_session()
-    models = lab.models or lab.load_model()
-    prompts = builtin.sample_prompts(int(n_prompts), seed=seed)
+    if lab.models is None:
+        lab.load_model()
+    chosen = pick(prompts or builtin.builtin_prompts(), int(n_prompts), seed)  # the built-in set as sample_prompts
+    return lab.jobs.run(SIMULATE_JOB, lambda: _judged(lab, judge, fn, chosen, cfg, seed), inline)
+
+
+def pick(pool: list[str], n: int, seed: int) -> list[str]:
+    """n prompts from `pool`: distinct while it lasts, deterministic for a seed."""
+    rng, pool, out = random.Random(seed), list(pool), []
+    while len(out) < n:
+        rng.shuffle(pool)
+        out.extend(pool[: n - len(out)])
+    return out
+
+
+def _judged(lab, judge: str, fn, prompts: list[str], cfg: GenerationConfig, seed: int) -> Iterator[dict]:
+    job, n, started = lab.jobs.current, len(prompts), time.monotonic()
     per_call = max(1, SIMULATE_ROWS // cfg.k)
-    for start in range(0, len(prompts), per_call):
+    for start in range(0, n, per_call):
         chunk = prompts[start:start + per_call]
         rows = [p for p in chunk for _ in range(cfg.k)]
-        with lab.jobs.inline("simulate"):
-            rollout = model_thread.call(sample, models, rows, cfg.max_new_tokens, cfg.temperature, cfg.top_p,
-                                        seed * 100003 + start, POLICY, stop_event=lab.jobs.stop_event)
+
+        def on_step(partial, first=start, size=len(chunk)):
+            if job is not None and partial.shape[1] % 4 == 0:  # read by the UI's timer (job.phase)
+                done = partial.shape[1] / cfg.max_new_tokens
+                job.phase = {"text": f"prompts {first + 1}–{first + size} of {n}: token {partial.shape[1]} of "
+                                     f"at most {cfg.max_new_tokens}", "progress": (first + done * size) / n}
+        try:
+            rollout = model_thread.call(sample, lab.models, rows, cfg.max_new_tokens, cfg.temperature, cfg.top_p,
+                                        seed * 100003 + start, POLICY, on_step=on_step,
+                                        stop_event=lab.jobs.stop_event)
+        except Stopped:
+            yield {"summary": True, "stopped": True, "ranked": start, "seconds": time.monotonic() - started}
+            return
         for j, prompt in enumerate(chunk):
             texts = rollout.texts[j * cfg.k:(j + 1) * cfg.k]
             truncated = rollout.truncated[j * cfg.k:(j + 1) * cfg.k].tolist()
@@ -194,5 +223,6 @@ def simulate(lab, judge: str, n_prompts: int, cfg: GenerationConfig | None = Non
             rec = rank(lab, prompt, texts, groups, annotator=f"judge:{judge}",
                        extra={"judge_scores": scores, "truncated": truncated})
             index = start + j
-            yield {"index": index, "prompt": prompt, "ranking": groups, "scores": scores, "id": rec["id"],
-                   "progress": (index + 1) / n_prompts}
+            yield {"index": index, "step": index + 1, "prompt": prompt, "texts": texts, "truncated": truncated,
+                   "ranking": groups, "scores": scores, "id": rec["id"], "progress": (index + 1) / n}
+    yield {"summary": True, "stopped": False, "ranked": n, "seconds": time.monotonic() - started}

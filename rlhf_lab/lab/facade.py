@@ -17,7 +17,7 @@ from ..errors import LabBusy, LabError
 from ..modeling import checkpoints
 from ..modeling.adapters import LabModels
 from ..runtime.jobs import JobRunner
-from . import annotate, evaluate, ppo, reward, sessions
+from . import annotate, evaluate, ppo, report, reward, scenario, sessions, share
 
 DEFAULT_SESSIONS = Path(__file__).resolve().parent.parent.parent / "sessions"
 
@@ -106,9 +106,10 @@ class Lab:
     def import_pairs(self, path: Path | str, annotator: str = "import") -> int:
         return annotate.import_pairs(self, path, annotator)
 
-    def simulate(self, judge: str, n_prompts: int, cfg: GenerationConfig | None = None,
-                 seed: int = 0) -> Iterator[dict]:
-        return annotate.simulate(self, judge, n_prompts, cfg, seed)
+    def simulate(self, judge: str, n_prompts: int, cfg: GenerationConfig | None = None, seed: int = 0,
+                 prompts: list[str] | None = None, inline: bool = True):
+        """Autopilot: the judge ranks K answers for each of n prompts (inline rows, or a background Job)."""
+        return annotate.simulate(self, judge, n_prompts, cfg, seed, prompts, inline)
 
     # ---- reward model ---------------------------------------------------------------------------------------
     def train_reward(self, cfg: RewardConfig | None = None, inline: bool = True):
@@ -127,8 +128,34 @@ class Lab:
     def policy_versions(self) -> list[str]:
         return ppo.policy_versions(self)
 
-    def evaluate(self, judge: str, n_prompts: int = 16, cfg: PPOConfig | None = None, seed: int = 1234) -> dict:
-        return evaluate.evaluate(self, judge, n_prompts, cfg, seed)
+    def evaluate(self, judge: str, n_prompts: int = 16, cfg: PPOConfig | None = None, seed: int = 1234,
+                 prompts: list[str] | None = None) -> dict:
+        return evaluate.evaluate(self, judge, n_prompts, cfg, seed, prompts)
+
+    # ---- workshop: scenarios ------------------------------------------------------------------------------
+    def use_scenario(self, name: str):
+        """The named scenario (scenarios.py), recorded on the open session."""
+        return scenario.use_scenario(self, name)
+
+    def run_scenario(self, name: str, seed: int = 0) -> Iterator[dict]:
+        """A scenario's whole loop: autopilot -> reward model -> PPO -> evaluate; rows, then a summary."""
+        return scenario.run_scenario(self, name, seed)
+
+    def story(self) -> list[str]:
+        """This session's numbers as short plain-language lines (the story panel)."""
+        return report.story(self)
+
+    def report(self, out: Path | str, samples: int = 0) -> dict:
+        """Write the self-contained HTML run report; samples > 0 first samples fresh before/after answers."""
+        return report.write_report(self, out, samples)
+
+    def pack(self, out: Path | str) -> dict:
+        """Zip the open session (records, metrics, adapters, a manifest of sha256 sums)."""
+        return share.pack(self, out)
+
+    def unpack(self, source: Path | str, name: str | None = None) -> dict:
+        """A packed session as a new session here (checked; never over an existing one)."""
+        return share.unpack(self, source, name)
 
     # ---- control ------------------------------------------------------------------------------------------------
     def stop(self) -> bool:

@@ -1,0 +1,100 @@
+"""The story panel's lines and the run report, from the open session's records."""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+from .. import report, story as story_lines
+from ..arena.evaluate import evaluate_policy
+from ..config import PPOConfig
+from ..data import jsonl
+from ..data import prompts as builtin
+from ..errors import StorageError
+from ..metrics import to_frame
+from ..runtime import model_thread
+from .evaluate import EVALUATIONS
+from .ppo import session_judge
+
+VOTES = "votes.jsonl"
+
+
+def last_evaluation(session) -> dict | None:
+    rows, _ = jsonl.read(session.root / EVALUATIONS)
+    return rows[-1] if rows else None
+
+
+def leaderboard(lab, session) -> list[dict] | None:
+    """The arena's leaderboard where the lab has one; else wins, losses and ties per version tallied from
+    votes.jsonl (records naming two versions and a winner); None without votes."""
+    arena = getattr(lab, "leaderboard", None)
+    if callable(arena):
+        return arena()
+    votes, _ = jsonl.read(session.root / VOTES)
+    retracted = {v.get("retracts") for v in votes}
+    tally: dict[str, Counter] = {}
+    for vote in votes:
+        pair = vote.get("versions") or [vote.get("a"), vote.get("b")]
+        winner = vote.get("winner")
+        if "retracts" in vote or vote.get("id") in retracted or len(pair) != 2 or None in pair:
+            continue
+        for side, version in zip(("a", "b"), pair):
+            result = "ties" if winner in ("tie", "both_bad") else "wins" if winner in (side, version) else "losses"
+            tally.setdefault(str(version), Counter())[result] += 1
+    if not tally:
+        return None
+    return [{"version": v, "wins": c["wins"], "losses": c["losses"], "ties": c["ties"]}
+            for v, c in sorted(tally.items(), key=lambda kv: -kv[1]["wins"])]
+
+
+def numbers(lab) -> dict:
+    """What the story and the report read: session.json, counts, metric rows, the latest evaluation."""
+    session = lab.require_session()
+    rows, _ = session.metrics()
+    judge, _ = session_judge(lab)
+    return {"meta": session.read_meta().to_dict(), "counts": lab.counts(), "metrics": rows, "judge": judge,
+            "evaluation": last_evaluation(session)}
+
+
+def story(lab) -> list[str]:
+    """The story panel's lines for the open session (empty without one)."""
+    if lab.session is None:
+        return []
+    data = numbers(lab)
+    return story_lines.story(data["counts"], data["meta"].get("reward_model"),
+                             to_frame(data["metrics"], "ppo").to_dict("records"), data["evaluation"],
+                             data["judge"], to_frame(data["metrics"], "dpo").to_dict("records"))
+
+
+def sample_before_after(lab, n_prompts: int, seed: int = 1234) -> dict:
+    """Fresh answers of the policy and of the original model for the same prompts: `evaluate` with the
+    session's judge (stored like any evaluation), or unscored where people ranked."""
+    judge, _ = session_judge(lab)
+    if judge:
+        return lab.evaluate(judge, n_prompts, seed=seed)
+    if lab.models is None:
+        lab.load_model()
+    prompts = builtin.sample_prompts(int(n_prompts), seed=seed)
+    with lab.jobs.inline("report samples"):
+        result = model_thread.call(evaluate_policy, lab.models, lambda p, c: 0.0, prompts, PPOConfig(), seed)
+    return {**result, "judge": None, "policy": lab.meta().policy_version, "policy_score": None,
+            "reference_score": None}
+
+
+def write_report(lab, out: Path | str, samples: int = 0) -> dict:
+    """Write the report to `out` (whole or not at all). samples > 0 first samples fresh before/after answers."""
+    data = numbers(lab)
+    if samples:
+        data["evaluation"] = sample_before_after(lab, samples)
+    data["leaderboard"] = leaderboard(lab, lab.session)
+    text = report.render(data).encode("utf-8")
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        tmp.write_bytes(text)
+        os.replace(tmp, out)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise StorageError(f"Could not write the report to {out} ({err.strerror or err}).") from err
+    return {"out": str(out), "bytes": len(text), "rankings": data["counts"]["rankings"],
+            "evaluation": data["evaluation"] is not None, "leaderboard": data["leaderboard"] is not None}

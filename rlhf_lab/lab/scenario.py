@@ -1,0 +1,78 @@
+"""A workshop scenario's whole loop, headless: autopilot -> reward model -> PPO -> evaluate, timed per stage."""
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+from .. import scenarios
+from ..config import PPOConfig
+from ..errors import ConfigError, LabError
+from ..scenarios import Scenario
+
+
+def use_scenario(lab, name: str) -> Scenario:
+    """The scenario, recorded on the open session (the story and the report name it)."""
+    scenario = scenarios.get(name)
+    session = lab.require_session()
+    session.update_meta(extra={**session.read_meta().extra, "scenario": scenario.name})
+    return scenario
+
+
+def _ppo(lab, scenario: Scenario, out: dict) -> Iterator[dict]:
+    rows = []
+    for row in lab.ppo(scenario.ppo_steps, PPOConfig()):
+        if not row.get("summary"):
+            rows.append(row)
+            yield row
+    if rows:
+        for key in ("objective/scores", "objective/gold_scores", "objective/kl", "val/response_length"):
+            if key in rows[0]:
+                out[f"first/{key}"], out[f"last/{key}"] = rows[0][key], rows[-1][key]
+    out["ppo_steps"] = len(rows)
+
+
+# How each algorithm trains the policy from the session; DPO joins here where the lab has it.
+TRAINERS = {"ppo": _ppo}
+
+
+def run_scenario(lab, name: str, seed: int = 0) -> Iterator[dict]:
+    """Every stage's rows as {"stage": ..., **row}, then one summary row: counts, reward-model accuracy, the
+    policy's change, the judge's score of policy and original model on the scenario's prompts (unranked
+    ones first), and the seconds of each stage."""
+    scenario = scenarios.get(name)
+    train = TRAINERS.get(scenario.algorithm)
+    if train is None:
+        raise ConfigError(f"Scenario {name!r} asks for {scenario.algorithm!r}, which this lab cannot train; "
+                          f"it trains with {', '.join(TRAINERS)}.")
+    use_scenario(lab, name)
+    out = {"scenario": scenario.name, "judge": scenario.judge, "seconds": {}}
+    started = time.time()
+
+    def lap(stage: str) -> None:
+        out["seconds"][stage] = round(time.time() - started - sum(out["seconds"].values()), 1)
+
+    for row in lab.simulate(scenario.judge, scenario.n_prompts, scenario.generation, seed=seed,
+                            prompts=scenario.prompts()):
+        yield {"stage": "autopilot", **row}
+    lap("autopilot")
+    out.update(lab.counts())
+    summary = {}
+    for row in lab.train_reward(scenario.reward):
+        summary = row
+        yield {"stage": "reward", **row}
+    if not summary.get("trained"):
+        raise LabError("The reward model was not trained (stopped, or too few pairs); the loop stops here.")
+    out.update({k: summary.get(k) for k in ("eval/reward_accuracy", "pairs_eval", "reward/length_r2")})
+    lap("reward")
+    for row in train(lab, scenario, out):
+        yield {"stage": scenario.algorithm, **row}
+    lap(scenario.algorithm)
+    ranked = {r["prompt"] for r in lab.rankings()}
+    pool = scenario.prompts() or []
+    fresh_first = [p for p in pool if p not in ranked] + [p for p in pool if p in ranked]
+    result = lab.evaluate(scenario.judge, scenario.eval_prompts, seed=seed + 1234, prompts=fresh_first or None)
+    out.update({k: result[k] for k in ("policy", "policy_score", "reference_score", "kl", "policy_length",
+                                       "reference_length", "policy_finished", "reference_finished")})
+    lap("evaluate")
+    out["seconds"]["total"] = round(time.time() - started, 1)
+    yield {"summary": True, **out}

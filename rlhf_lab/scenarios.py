@@ -1,0 +1,86 @@
+"""Workshop scenarios: one-click presets for a classic demo (judge, prompts, sizes of each stage of the loop).
+
+Each is sized so the whole loop (autopilot -> reward model -> PPO -> evaluate) fits a workshop slot on a 2-core
+CPU with the default model: 32 prompts x 4 answers give ~80 pairs, a reward model trained for at most 2
+minutes, 12 PPO steps of 16 rollouts at the default learning rate (20 steps over-optimised the concise loop,
+docs/results.md), 16 prompts to evaluate. Prompt files ship in rlhf_lab/data/scenario_prompts/.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import GenerationConfig, RewardConfig
+from .errors import ConfigError
+
+DATA = Path(__file__).parent / "data"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    """Short id used by the CLI (`scenario --name`)."""
+    title: str
+    """What the presenter says: the taste the judge stands for."""
+    judge: str
+    """A judge name as judges.get_judge reads it."""
+    goal: str
+    """One sentence for the audience: what to watch for."""
+    prompts_file: str | None = None
+    """A prompt file under rlhf_lab/data/ (one per line, '#' comments), or None for the built-in set."""
+    n_prompts: int = 32
+    """Prompts the judge ranks."""
+    k: int = 4
+    """Answers per prompt."""
+    max_new_tokens: int = 96
+    """Answer cap while ranking: most answers of the default system prompt finish by then."""
+    reward_seconds: float = 120.0
+    """Time budget of reward-model training (early stopping usually ends it sooner)."""
+    algorithm: str = "ppo"
+    """'ppo' (reward model + PPO) or 'dpo' (straight from the pairs, where the lab has DPO)."""
+    ppo_steps: int = 12
+    """PPO steps (each ~15 s on the 2-core CPU)."""
+    eval_prompts: int = 16
+    """Fresh prompts the judge scores, policy against the original model."""
+
+    @property
+    def generation(self) -> GenerationConfig:
+        return GenerationConfig(k=self.k, max_new_tokens=self.max_new_tokens)
+
+    @property
+    def reward(self) -> RewardConfig:
+        return RewardConfig(max_seconds=self.reward_seconds)
+
+    def prompts(self) -> list[str] | None:
+        """The scenario's prompts, or None for the built-in set."""
+        if self.prompts_file is None:
+            return None
+        lines = (DATA / self.prompts_file).read_text(encoding="utf-8").splitlines()
+        return [x.strip() for x in lines if x.strip() and not x.lstrip().startswith("#")]
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("concise", "Make it concise", "concise",
+             "Watch answers get shorter, and check whether they still say something.",
+             "scenario_prompts/concise.txt"),
+    Scenario("cheerful", "Make it cheerful", "enthusiastic",
+             "Watch exclamation marks and upbeat words appear (and whether the answers stay sensible).",
+             "scenario_prompts/cheerful.txt"),
+    Scenario("no_lists", "No bullet lists", "no_lists",
+             "Prompts that invite lists; the judge prefers prose. Watch the lists disappear.",
+             "scenario_prompts/no_lists.txt"),
+    Scenario("mention_you", "Mention the user", "mentions:you",
+             "Advice questions; the judge prefers answers that speak to the reader as 'you'.",
+             "scenario_prompts/mention_you.txt"),
+)
+
+
+def names() -> list[str]:
+    return [s.name for s in SCENARIOS]
+
+
+def get(name: str) -> Scenario:
+    for scenario in SCENARIOS:
+        if scenario.name == name:
+            return scenario
+    raise ConfigError(f"Unknown scenario {name!r}. Scenarios: {', '.join(names())}.")

@@ -1,0 +1,115 @@
+"""The story panel: this session's numbers as short plain-language lines a presenter can read aloud.
+
+Pure functions over plain numbers (counts, the reward-model summary, metric rows, an evaluation result), so the
+UI, the report and tests say the same thing.
+"""
+from __future__ import annotations
+
+from . import metrics as M
+
+CHANCE = 0.5
+
+
+def _mean(rows: list[dict], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return sum(values) / len(values) if values else None
+
+
+def ends(rows: list[dict], key: str, window: int = 3) -> tuple[float, float] | None:
+    """Mean of `key` over the first and the last `window` rows (fewer for short runs), or None."""
+    part = [r for r in rows if r.get(key) is not None]
+    if len(part) < 2:
+        return None
+    w = max(1, min(window, len(part) // 2))
+    return _mean(part[:w], key), _mean(part[-w:], key)
+
+
+def latest_run(rows: list[dict]) -> list[dict]:
+    """The rows of the latest round (one PPO or DPO run), oldest first."""
+    if not rows:
+        return []
+    last = rows[-1].get("round")
+    return [r for r in rows if r.get("round") == last]
+
+
+def rankings_line(counts: dict, judge: str | None = None) -> str:
+    n, pairs = counts.get("rankings", 0), counts.get("pairs", 0)
+    if not n:
+        return "Nothing ranked yet: rank a few prompts' answers, or let a judge do it on autopilot."
+    who = f"The judge “{judge}” ranked" if judge else "You ranked"
+    return f"{who} answers to {n} prompt{'s' * (n != 1)}: {pairs} pairs for the reward model to learn from."
+
+
+def reward_lines(rm: dict | None, judge: str | None = None) -> list[str]:
+    """Held-out agreement in counts, whether it beats a coin, and the length bias."""
+    if not rm or rm.get(M.EVAL_RM_ACCURACY) is None or not rm.get("pairs_eval"):
+        return []
+    n, acc = int(rm["pairs_eval"]), float(rm[M.EVAL_RM_ACCURACY])
+    whom = "the judge" if judge else "you"
+    out = [f"Your reward model agrees with {whom} on {round(acc * n)} of {n} pairs it never saw ({acc:.0%}; "
+           f"a coin toss would get {CHANCE:.0%})."]
+    ci = rm.get("eval/accuracy_ci")
+    if ci and ci[0] <= CHANCE:
+        out.append("With so few held-out pairs that cannot be told apart from a coin toss yet: rank more prompts.")
+    r2 = rm.get(M.RM_LENGTH_R2)
+    if r2 is not None and r2 >= 0.5:
+        out.append(f"Answer length alone explains {r2:.0%} of its scores: it may mostly reward length.")
+    return out
+
+
+def length_line(before: float, after: float) -> str:
+    change = after / before - 1 if before else 0.0
+    if abs(change) < 0.1:
+        return f"Answer length stayed about the same ({before:.0f} → {after:.0f} tokens)."
+    way = "shorter" if change < 0 else "longer"
+    return f"Answers got {abs(change):.0%} {way} ({before:.0f} → {after:.0f} tokens) — is that what you wanted?"
+
+
+def ppo_lines(rows: list[dict]) -> list[str]:
+    """The latest PPO run in words: reward and KL, length, finished share, the judge's (gold) score."""
+    rows = latest_run(rows)
+    scores, kl = ends(rows, M.SCORES), ends(rows, M.KL)
+    if scores is None or kl is None:
+        return []
+    rise = scores[1] - scores[0]
+    verb = "raised" if rise >= 0 else "lowered"
+    out = [f"PPO {verb} the reward by {abs(rise):.1f} while drifting {kl[1]:.1f} nats from the original model."]
+    length = ends(rows, M.LENGTH)
+    if length and length[0]:
+        out.append(length_line(*length))
+    done = ends(rows, M.FINISHED)
+    if done and abs(done[1] - done[0]) >= 0.1:
+        out.append(f"{done[1]:.0%} of answers now finish, against {done[0]:.0%} at the start.")
+    gold = ends(rows, M.GOLD_SCORES)
+    if gold:
+        line = f"The judge's own score went from {gold[0]:.2f} to {gold[1]:.2f}"
+        if rise > 0 and gold[1] < gold[0]:
+            line += ", falling while the reward model's rose: PPO is gaming the reward model"
+        out.append(line + ".")
+    return out
+
+
+def dpo_lines(rows: list[dict]) -> list[str]:
+    """The latest DPO run: how often the policy prefers the chosen answer, by TRL's `rewards/accuracies`."""
+    rows = latest_run(rows)
+    acc = ends(rows, "rewards/accuracies")
+    if acc is None:
+        return []
+    return [f"DPO: the policy now prefers the chosen answer in {acc[1]:.0%} of training pairs "
+            f"(from {acc[0]:.0%})."]
+
+
+def evaluation_line(result: dict | None) -> str | None:
+    if not result or result.get("policy_score") is None:
+        return None
+    return (f"On {result['prompts']} fresh samples the judge “{result['judge']}” scores the new policy "
+            f"{result['policy_score']:.2f} and the original model {result['reference_score']:.2f} "
+            f"(KL {result['kl']:.1f} nats).")
+
+
+def story(counts: dict, rm: dict | None = None, ppo_rows: list[dict] | None = None,
+          evaluation: dict | None = None, judge: str | None = None, dpo_rows: list[dict] | None = None) -> list[str]:
+    """Every line that has numbers behind it, in the order of the loop."""
+    lines = [rankings_line(counts, judge), *reward_lines(rm, judge), *ppo_lines(ppo_rows or []),
+             *dpo_lines(dpo_rows or []), evaluation_line(evaluation)]
+    return [line for line in lines if line]

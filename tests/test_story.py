@@ -1,0 +1,77 @@
+"""The story panel's lines from hand-made numbers: each number lands in the sentence a presenter reads."""
+from rlhf_lab import story
+
+
+def ppo_row(step, score, kl, length, finished, gold=None, round_=1):
+    row = {"phase": "ppo", "step": step, "round": round_, "objective/scores": score, "objective/kl": kl,
+           "val/response_length": length, "val/finished_frac": finished}
+    if gold is not None:
+        row["objective/gold_scores"] = gold
+    return row
+
+
+def test_rankings_line_counts_and_who_ranked():
+    assert story.rankings_line({"rankings": 0, "pairs": 0}).startswith("Nothing ranked yet")
+    assert story.rankings_line({"rankings": 32, "pairs": 77}) == (
+        "You ranked answers to 32 prompts: 77 pairs for the reward model to learn from.")
+    assert story.rankings_line({"rankings": 1, "pairs": 3}, "concise").startswith(
+        "The judge “concise” ranked answers to 1 prompt: 3 pairs")
+
+
+def test_reward_lines_agreement_chance_and_length_bias():
+    rm = {"eval/reward_accuracy": 31 / 40, "pairs_eval": 40, "eval/accuracy_ci": [0.62, 0.88],
+          "reward/length_r2": 0.65}
+    lines = story.reward_lines(rm)
+    assert lines[0] == ("Your reward model agrees with you on 31 of 40 pairs it never saw (78%; a coin toss "
+                        "would get 50%).")
+    assert lines[1] == "Answer length alone explains 65% of its scores: it may mostly reward length."
+    weak = story.reward_lines({"eval/reward_accuracy": 0.6, "pairs_eval": 5, "eval/accuracy_ci": [0.23, 0.88],
+                               "reward/length_r2": 0.1}, judge="concise")
+    assert "agrees with the judge on 3 of 5" in weak[0] and "coin toss yet" in weak[1] and len(weak) == 2
+    assert story.reward_lines(None) == [] and story.reward_lines({"eval/reward_accuracy": None}) == []
+
+
+def test_ppo_lines_reward_kl_length_finished_gold():
+    # First 3 steps: score mean 0.0, length 40, finished 0.2; last 3: score 1.2, KL 3.1, length 24, finished 0.9.
+    rows = [ppo_row(1, -0.1, 0.1, 41, 0.1, -3.0), ppo_row(2, 0.0, 0.3, 40, 0.2, -3.1),
+            ppo_row(3, 0.1, 0.5, 39, 0.3, -2.9), ppo_row(4, 1.1, 2.9, 25, 0.8, -1.8),
+            ppo_row(5, 1.2, 3.1, 24, 0.9, -1.7), ppo_row(6, 1.3, 3.3, 23, 1.0, -1.6)]
+    lines = story.ppo_lines(rows)
+    assert lines == ["PPO raised the reward by 1.2 while drifting 3.1 nats from the original model.",
+                     "Answers got 40% shorter (40 → 24 tokens) — is that what you wanted?",
+                     "90% of answers now finish, against 20% at the start.",
+                     "The judge's own score went from -3.00 to -1.70."]
+
+
+def test_ppo_lines_only_latest_round_and_gaming_the_reward_model():
+    old = [ppo_row(1, 5.0, 9.0, 90, 0.5, round_=1), ppo_row(2, 6.0, 9.0, 90, 0.5, round_=1)]
+    rows = old + [ppo_row(3, 0.0, 1.0, 40, 0.5, gold=-1.0, round_=2), ppo_row(4, 2.0, 4.0, 41, 0.55, gold=-5.0,
+                                                                             round_=2)]
+    lines = story.ppo_lines(rows)
+    assert lines[0] == "PPO raised the reward by 2.0 while drifting 4.0 nats from the original model."
+    assert lines[1] == "Answer length stayed about the same (40 → 41 tokens)."
+    assert lines[2] == ("The judge's own score went from -1.00 to -5.00, falling while the reward model's rose: "
+                        "PPO is gaming the reward model.")
+    assert len(lines) == 3  # finished share moved by 5 points only: no line
+    assert story.ppo_lines([]) == [] and story.ppo_lines(rows[:1]) == []
+
+
+def test_longer_answers_and_lowered_reward():
+    rows = [ppo_row(1, 1.0, 0.2, 20, 0.5), ppo_row(2, 0.5, 0.4, 30, 0.5)]
+    assert story.ppo_lines(rows)[:2] == [
+        "PPO lowered the reward by 0.5 while drifting 0.4 nats from the original model.",
+        "Answers got 50% longer (20 → 30 tokens) — is that what you wanted?"]
+
+
+def test_dpo_and_evaluation_lines_and_the_whole_story():
+    dpo = [{"phase": "dpo", "step": 1, "round": 1, "rewards/accuracies": 0.5},
+           {"phase": "dpo", "step": 2, "round": 1, "rewards/accuracies": 0.75}]
+    assert story.dpo_lines(dpo) == ["DPO: the policy now prefers the chosen answer in 75% of training pairs "
+                                    "(from 50%)."]
+    ev = {"judge": "concise", "prompts": 16, "policy_score": -2.5625, "reference_score": -3.5625, "kl": 3.49}
+    assert story.evaluation_line(ev) == ("On 16 fresh samples the judge “concise” scores the new policy -2.56 "
+                                         "and the original model -3.56 (KL 3.5 nats).")
+    lines = story.story({"rankings": 2, "pairs": 6}, {"eval/reward_accuracy": 1.0, "pairs_eval": 2},
+                        [ppo_row(1, 0, 0.1, 30, 0.5), ppo_row(2, 1, 0.2, 30, 0.5)], ev, "concise", dpo)
+    assert [x.split()[0] for x in lines] == ["The", "Your", "PPO", "Answer", "DPO:", "On"]
+    assert story.story({"rankings": 0}) == [story.rankings_line({})]

@@ -1,0 +1,145 @@
+"""Workshop mode on a tiny random llama: autopilot as a background job with Stop, a scenario's whole loop
+headless, the story, and the run report (self-contained, escaped)."""
+import dataclasses
+import json
+import re
+import time
+
+import pytest
+
+from rlhf_lab import judges, scenarios
+from rlhf_lab.config import ConfigError, GenerationConfig, ModelConfig
+from rlhf_lab.lab import Lab
+
+
+def longer(prompt: str, completion: str) -> float:
+    """A judge random tiny-model text can satisfy: more characters is better."""
+    return float(len(completion))
+
+
+@pytest.fixture
+def lab(tiny_model_dir, tiny_models, tmp_path, monkeypatch):
+    monkeypatch.setitem(judges.BUILTIN, "longer", longer)
+    lab = Lab(tmp_path / "sessions", model_cfg=ModelConfig(model=str(tiny_model_dir), precision="fp32", lora_r=4))
+    lab.models, lab.model_cfg = tiny_models, lab.default_model_cfg
+    lab.open_session("ws", create=True)
+    return lab
+
+
+def wait(job, seconds=120):
+    assert job.done.wait(seconds), "the job did not end"
+    return job
+
+
+def test_every_scenario_names_a_judge_and_enough_prompts():
+    assert scenarios.names() == ["concise", "cheerful", "no_lists", "mention_you"]
+    for s in scenarios.SCENARIOS:
+        judges.get_judge(s.judge)
+        prompts = s.prompts()
+        assert len(prompts) >= 30 and len(set(prompts)) == len(prompts), s.name
+        assert all(len(p) < 120 and not p.startswith("#") for p in prompts)
+        assert s.generation.k == s.k and s.reward.max_seconds == s.reward_seconds
+    with pytest.raises(ConfigError, match="Unknown scenario 'nope'.*concise"):
+        scenarios.get("nope")
+
+
+def test_autopilot_job_ranks_with_the_judge_and_shows_progress(lab):
+    prompts = ["first question", "second question", "third question"]
+    job = lab.simulate("longer", 3, GenerationConfig(k=2, max_new_tokens=6), seed=3, prompts=prompts,
+                       inline=False)
+    assert lab.jobs.current is job or job.done.is_set()
+    wait(job)
+    assert job.error is None and job.result["summary"] and job.result["stopped"] is False
+    rows = [r for r in job.rows if not r.get("summary")]
+    assert [r["step"] for r in rows] == [1, 2, 3] and rows[-1]["progress"] == 1.0
+    assert sorted(r["prompt"] for r in rows) == sorted(prompts) and all(len(r["texts"]) == 2 for r in rows)
+    records = lab.rankings()
+    assert len(records) == 3 and {r["annotator"] for r in records} == {"judge:longer"}
+    for rec in records:  # the judge's order: the longer answer first (ties share a group)
+        best = rec["ranking"][0][0]
+        assert len(rec["completions"][best]) == max(map(len, rec["completions"]))
+    assert lab.counts()["rankings"] == 3
+
+
+def test_autopilot_stop_keeps_what_was_ranked_and_adds_nothing(lab):
+    job = lab.simulate("longer", 40, GenerationConfig(k=2, max_new_tokens=200), prompts=["q"] * 40, inline=False)
+    assert lab.stop()
+    wait(job)
+    assert job.error is None and job.result["stopped"] is True
+    assert lab.rankings() == [] and lab.jobs.current is None
+
+
+def test_autopilot_refuses_bad_input_before_a_job(lab):
+    with pytest.raises(Exception, match="Unknown judge"):
+        lab.simulate("nonsense", 2, inline=False)
+    with pytest.raises(Exception, match="between 1 and 10000"):
+        lab.simulate("longer", 0, inline=False)
+    assert lab.jobs.current is None and lab.rankings() == []
+
+
+@pytest.fixture
+def tiny_scenario(monkeypatch):
+    """`concise` resized for the tiny model, ranked by the `longer` judge."""
+    small = dataclasses.replace(scenarios.get("concise"), judge="longer", n_prompts=6, k=3, max_new_tokens=8,
+                                reward_seconds=30, ppo_steps=2, eval_prompts=3)
+    monkeypatch.setattr(scenarios, "SCENARIOS", (small,) + scenarios.SCENARIOS[1:])
+    return small
+
+
+def test_scenario_runs_the_whole_loop_and_the_report_tells_it(lab, tiny_scenario, tmp_path):
+    rows = list(lab.run_scenario("concise"))
+    summary = rows[-1]
+    assert summary["summary"] and "stage" not in summary
+    assert [s for s in dict.fromkeys(r["stage"] for r in rows[:-1])] == ["autopilot", "reward", "ppo"]
+    assert summary["rankings"] == 6 and summary["ppo_steps"] == 2 and summary["policy"] == "v001"
+    assert set(summary["seconds"]) == {"autopilot", "reward", "ppo", "evaluate", "total"}
+    for key in ("eval/reward_accuracy", "policy_score", "reference_score", "kl", "first/objective/gold_scores"):
+        assert summary[key] is not None, key
+    assert lab.meta().extra["scenario"] == "concise"
+    assert {r["prompt"] for r in lab.rankings()} <= set(tiny_scenario.prompts())
+
+    lines = lab.story()
+    assert lines[0].startswith("The judge “longer” ranked answers to 6 prompts")
+    assert any(x.startswith("Your reward model agrees with the judge") for x in lines)
+    assert any(x.startswith("PPO ") and "nats" in x for x in lines)
+    assert lines[-1].startswith("On 3 fresh samples the judge “longer”")
+
+    # An answer that is HTML must arrive as text: the latest evaluation holds one.
+    bad = "<script>window.__xss=1</script><img src=x onerror=alert(1)>"
+    path = lab.session.root / "evaluations.jsonl"
+    last = json.loads(path.read_text().splitlines()[-1])
+    last["examples"][0]["policy"] = bad
+    with open(path, "a") as f:
+        f.write(json.dumps(last) + "\n")
+    out = tmp_path / "report.html"
+    info = lab.report(out)
+    text = out.read_text()
+    assert info["bytes"] == len(text.encode()) and info["evaluation"] and not info["leaderboard"]
+    assert bad not in text and "&lt;script&gt;window.__xss=1&lt;/script&gt;" in text
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)\s*=\s*['\"]?(https?:)?//", text, re.I)
+    assert text.count("Plotly.newPlot") == 2  # the reward-model and PPO plots, plotly.js inlined once
+    assert "Reward model" in text and "Before and after" in text and "concise" in text
+
+
+def test_report_of_a_fresh_session_and_votes(lab, tmp_path):
+    (lab.session.root / "votes.jsonl").write_text("\n".join(json.dumps(v) for v in [
+        {"id": "1", "versions": ["base", "v001"], "winner": "b"},
+        {"id": "2", "versions": ["base", "v001"], "winner": "tie"},
+        {"id": "3", "versions": ["base", "v001"], "winner": "a"}, {"id": "4", "retracts": "3"}]) + "\n")
+    out = tmp_path / "r.html"
+    lab.report(out)
+    text = out.read_text()
+    assert "No answers compared yet" in text and "Nothing ranked yet" in text
+    assert "Arena leaderboard" in text
+    board = re.search(r"Arena leaderboard</h2>(.*?)</table>", text, re.S).group(1)
+    cells = re.findall(r"<td class=''>([^<]*)</td>", board)
+    assert cells == ["v001", "1", "0", "1", "base", "0", "1", "1"]
+
+
+def test_cli_scenario_without_run_applies_it(lab, tmp_path, capsys):
+    from rlhf_lab.cli import main
+
+    code = main(["scenario", "--session", "ws", "--name", "cheerful", "--sessions-dir", str(lab.sessions_dir)])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["judge"] == "enthusiastic" and out["prompts"] == 40
+    assert json.loads(lab.session.meta_path.read_text())["scenario"] == "cheerful"
