@@ -10,6 +10,11 @@ from . import metrics as M
 CHANCE = 0.5
 
 
+def _fixed(value: float, digits: int = 1) -> str:
+    """value with `digits` decimals, never "-0.0" (a KL estimate of -0.01 reads as 0.0)."""
+    return f"{round(value, digits) or 0.0:.{digits}f}"
+
+
 def _mean(rows: list[dict], key: str) -> float | None:
     values = [r[key] for r in rows if r.get(key) is not None]
     return sum(values) / len(values) if values else None
@@ -73,7 +78,7 @@ def ppo_lines(rows: list[dict]) -> list[str]:
         return []
     rise = scores[1] - scores[0]
     verb = "raised" if rise >= 0 else "lowered"
-    out = [f"PPO {verb} the reward by {abs(rise):.1f} while drifting {kl[1]:.1f} nats from the original model."]
+    out = [f"PPO {verb} the reward by {abs(rise):.1f} while drifting {_fixed(kl[1])} nats from the original model."]
     length = ends(rows, M.LENGTH)
     if length and length[0]:
         out.append(length_line(*length))
@@ -104,7 +109,7 @@ def evaluation_line(result: dict | None) -> str | None:
         return None
     return (f"On {result['prompts']} fresh samples the judge “{result['judge']}” scores the new policy "
             f"{result['policy_score']:.2f} and the original model {result['reference_score']:.2f} "
-            f"(KL {result['kl']:.1f} nats).")
+            f"(KL {_fixed(result['kl'])} nats).")
 
 
 def story(counts: dict, rm: dict | None = None, ppo_rows: list[dict] | None = None,

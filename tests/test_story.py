@@ -75,3 +75,4 @@ def test_dpo_and_evaluation_lines_and_the_whole_story():
                         [ppo_row(1, 0, 0.1, 30, 0.5), ppo_row(2, 1, 0.2, 30, 0.5)], ev, "concise", dpo)
     assert [x.split()[0] for x in lines] == ["The", "Your", "PPO", "Answer", "DPO:", "On"]
     assert story.story({"rankings": 0}) == [story.rankings_line({})]
+    assert story.evaluation_line({**ev, "kl": -0.04}).endswith("(KL 0.0 nats).")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import api, ppo_tab, rank_tab, reward_tab, session_tab
+from . import api, ppo_tab, rank_tab, reward_tab, session_tab, story_panel
 from .common import lab_marker
 
 # The progress bar is styled by hand: Chromium's default draws the empty track as a solid grey bar, so
@@ -19,6 +19,10 @@ CSS = """
 .lab-progress progress::-moz-progress-bar { background: var(--color-accent); }
 .lab-table thead th, .lab-table thead th * { word-break: keep-all !important; overflow-wrap: normal !important;
   hyphens: none; }
+.lab-story li { margin: 0.15em 0; }
+body.lab-large .lab-story { font-size: 1.6rem; line-height: 1.4; }
+body.lab-large .lab-card textarea { font-size: 1.35rem; line-height: 1.4; }
+body.lab-large .prose, body.lab-large .lab-progress { font-size: 1.25rem; }
 """
 
 # Keyboard shortcuts: Alt+key clicks a button; the order box saves on Enter (Gradio's submit event).
@@ -46,6 +50,7 @@ document.addEventListener('keydown', function (e) {
 def build_ui(lab) -> gr.Blocks:
     with gr.Blocks(title="rlhf_lab") as demo:
         gr.Markdown("# rlhf_lab\nRank answers → train a reward model → run PPO → watch reward and KL → repeat.")
+        story = story_panel.build(lab)
         rank = rank_tab.build(lab)
         reward_tab.build(lab)
         ppo_tab.build(lab)
@@ -55,20 +60,21 @@ def build_ui(lab) -> gr.Blocks:
         # table and the session summary are redrawn on every page, without a reload.
         timer = gr.Timer(1.0)
         seen = gr.State(None)
-        shared = [rank["counters"], rank["table"], session["summary"]]
+        shared = [rank["counters"], rank["table"], session["summary"], story["story"]]
 
         def refresh(last_seen):
             marker = lab_marker(lab)
             if marker == last_seen:
                 return *[gr.update()] * len(shared), last_seen
             rank["agreement"]()  # scores only rankings not checked yet; nothing while a job owns the model
-            return (*rank["refresh"](), session["refresh"](), marker)
+            return (*rank["refresh"](), session["refresh"](), story["refresh"](), marker)
 
         timer.tick(refresh, [seen], [*shared, seen], show_progress="hidden")
         # A reloaded page (or a second tab) shows the server's current state: a running job, unranked cards.
         demo.load(lambda: (session["refresh"](), *rank["refresh"](),
-                           gr.update(choices=lab.list_sessions(), value=lab.session.name if lab.session else None)),
-                  None, [session["summary"], rank["counters"], rank["table"], session["sessions"]]
+                           gr.update(choices=lab.list_sessions(), value=lab.session.name if lab.session else None),
+                           story["refresh"]()),
+                  None, [session["summary"], rank["counters"], rank["table"], session["sessions"], story["story"]]
                   ).then(rank["restore"], None, rank["cards"]
                          ).then(rank["agreement"], None, [rank["table"]], show_progress="hidden")
     return demo

@@ -7,6 +7,7 @@ from ..config import MAX_K, GenerationConfig
 from ..data.prompts import random_prompt
 from ..data.rankings import format_order, groups_from_ranks, parse_order
 from ..errors import LabError
+from . import autopilot_panel
 from .common import err, ok
 from .rankings_table import MAX_CHARS, WIDTHS, fill_agreement, rankings_table
 
@@ -52,6 +53,7 @@ def build(lab):
                 temperature = gr.Slider(0.05, 2.0, value=GenerationConfig.temperature, step=0.05, label="temperature")
                 top_p = gr.Slider(0.05, 1.0, value=GenerationConfig.top_p, step=0.05, label="top_p")
                 seed = gr.Number(value=None, label="seed (blank = random)", precision=0)
+        autopilot = autopilot_panel.build(lab)
         gr.Markdown("Rank the cards: type an order such as `2>1=3>4` (best first, `=` ties, cards left out share "
                     "last place) and press Enter, or give each card a rank and press Save.")
         cards, ranks = [], []
@@ -176,5 +178,7 @@ def build(lab):
         event.then(None, js=FOCUS_PROMPT)  # kept apart: the agreement fill must not wait on a js-only step
         event.then(agreement_update, None, [table], show_progress="hidden")
     undo_btn.click(undo, None, [status, count_md, table])
+    autopilot_panel.wire(lab, autopilot, cards, columns, current, EMPTY, count_md, table,
+                         lambda: (counters(lab), rankings_table(lab, agree)))
     return {"counters": count_md, "table": table, "cards": gen_outputs, "restore": restore,
             "refresh": lambda: (counters(lab), rankings_table(lab, agree)), "agreement": agreement_update}

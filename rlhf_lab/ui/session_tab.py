@@ -1,6 +1,9 @@
 """Session tab: pick, create or reopen a session; shows the model and the session's state."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import gradio as gr
 
 from ..errors import LabError
@@ -35,6 +38,9 @@ def build(lab):
             create_btn = gr.Button("Create")
         message = gr.Markdown()
         summary = gr.Markdown(session_summary(lab), elem_id="lab-session-summary")
+        with gr.Row():
+            report_btn = gr.Button("Make the run report (one HTML file, opens offline)", elem_id="lab-report")
+            report_file = gr.File(label="run report", interactive=False, elem_id="lab-report-file")
 
     def do_open(name):
         try:
@@ -53,6 +59,16 @@ def build(lab):
         except LabError as e:
             return err(str(e)), session_summary(lab), gr.update()
 
+    def make_report():
+        try:
+            name = lab.require_session().name
+            out = Path(tempfile.mkdtemp(prefix="rlhf-report-")) / f"{name}-report.html"
+            info = lab.report(out)
+        except LabError as e:
+            return err(str(e)), None
+        return ok(f"Report written ({info['bytes'] / 2**20:.1f} MB): download it below."), str(out)
+
+    report_btn.click(make_report, None, [message, report_file], api_name="report")
     open_btn.click(do_open, [existing], [message, summary, existing])
     create_btn.click(do_create, [new_name], [message, summary, existing])
     return {"summary": summary, "refresh": lambda: session_summary(lab),
