@@ -79,10 +79,12 @@ def settings_rows(meta: dict) -> list[dict]:
 def reward_rows(rm: dict | None) -> list[dict]:
     if not rm:
         return []
-    keys = [(M.EVAL_RM_ACCURACY, "held-out accuracy"), ("eval/accuracy_ci", "95% interval"),
-            ("pairs_eval", "held-out pairs"), ("pairs_train", "training pairs"),
-            (M.RM_LENGTH_R2, "length bias (share of scores explained by answer length)")]
-    return [{"measure": label, "value": rm.get(k)} for k, label in keys if rm.get(k) is not None]
+    acc, ci, r2 = rm.get(M.EVAL_RM_ACCURACY), rm.get("eval/accuracy_ci"), rm.get(M.RM_LENGTH_R2)
+    rows = [("held-out accuracy", None if acc is None else f"{acc:.0%}"),
+            ("95% interval", f"{ci[0]:.0%}–{ci[1]:.0%}" if ci else None),
+            ("held-out pairs", rm.get("pairs_eval")), ("training pairs", rm.get("pairs_train")),
+            ("length bias (share of its scores answer length explains)", None if r2 is None else f"{r2:.0%}")]
+    return [{"measure": label, "value": value} for label, value in rows if value is not None]
 
 
 def sections(data: dict) -> list[str]:

@@ -143,3 +143,17 @@ def test_cli_scenario_without_run_applies_it(lab, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["judge"] == "enthusiastic" and out["prompts"] == 40
     assert json.loads(lab.session.meta_path.read_text())["scenario"] == "cheerful"
+
+
+def test_cli_report_needs_no_model_and_refuses_a_missing_session(lab, tmp_path, capsys):
+    from rlhf_lab.cli import main
+
+    lab.rank("a prompt", ["x", "y"], [[0], [1]])
+    out = tmp_path / "cli.html"
+    assert main(["report", "--session", "ws", "--out", str(out), "--sessions-dir", str(lab.sessions_dir)]) == 0
+    assert json.loads(capsys.readouterr().out)["rankings"] == 1 and "You ranked answers to 1 prompt" in out.read_text()
+    before = sorted(p.name for p in lab.sessions_dir.iterdir())
+    assert main(["report", "--session", "nope", "--out", str(tmp_path / "x.html"),
+                 "--sessions-dir", str(lab.sessions_dir)]) == 2
+    assert "No session named 'nope'" in capsys.readouterr().err
+    assert sorted(p.name for p in lab.sessions_dir.iterdir()) == before and not (tmp_path / "x.html").exists()

@@ -225,4 +225,6 @@ def _judged(lab, judge: str, fn, prompts: list[str], cfg: GenerationConfig, seed
             index = start + j
             yield {"index": index, "step": index + 1, "prompt": prompt, "texts": texts, "truncated": truncated,
                    "ranking": groups, "scores": scores, "id": rec["id"], "progress": (index + 1) / n}
+        if job is not None:
+            job.phase = {"text": f"{start + len(chunk)} of {n} prompts ranked", "progress": (start + len(chunk)) / n}
     yield {"summary": True, "stopped": False, "ranked": n, "seconds": time.monotonic() - started}

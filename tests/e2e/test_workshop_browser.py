@@ -59,6 +59,15 @@ def test_scenario_autopilot_fills_the_rankings_table(tmp_path):
             page.locator("#lab-large-text input").check()
             assert page.evaluate("document.body.classList.contains('lab-large')")
             shot(page, "autopilot")
+
+            # The Session tab hands out the run report as one file.
+            page.get_by_role("tab", name="Session").click()
+            page.locator("#lab-report").click()
+            link = page.locator("#lab-report-file a").first
+            link.wait_for(timeout=30_000)
+            body = page.request.get(link.get_attribute("href")).text()
+            assert "rlhf_lab run report: session workshop" in body and "<td class=''>cheerful</td>" in body
+            assert "The judge “enthusiastic” ranked answers to 3 prompts" in body
         records = [json.loads(x) for x in (tmp_path / "workshop" / "rankings.jsonl").read_text().splitlines()]
         assert len(records) == 3 and {r["annotator"] for r in records} == {"judge:enthusiastic"}
         assert json.loads((tmp_path / "workshop" / "session.json").read_text())["scenario"] == "cheerful"
