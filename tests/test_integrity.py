@@ -292,8 +292,8 @@ def test_sessions_lists_a_session_whose_metadata_was_lost(tmp_path, capsys):
     s.meta_path.unlink()
     assert main(["sessions", "--sessions-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.split() == ["s1"]
-    assert main(["export", "--session", "s1", "--out", str(tmp_path / "o.jsonl"), "--sessions-dir",
-                 str(tmp_path)]) == 0
+    assert main(["export", "--session", "s1", "--format", "trl-plain", "--out", str(tmp_path / "o.jsonl"),
+                 "--sessions-dir", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert "rebuilt" in captured.err and json.loads(captured.out)["pairs"] == 1
     assert s.meta_path.is_file()
