@@ -90,6 +90,8 @@ def test_reward_model_gives_the_lab_reward_up_to_the_dropped_bias(exported):
     model = AutoModelForSequenceClassification.from_pretrained(exported.out / "reward_model").eval()
     assert model.config.num_labels == 1 and model.config.pad_token_id == tokenizer.pad_token_id
     assert tokenizer.pad_token_id != tokenizer.eos_token_id
+    # SmolLM2's BOS opens every conversation but is never added by its tokenizer: veRL would strip it
+    assert tokenizer.bos_token is None and tokenizer.decode(engine[0]).startswith("<|im_start|>system")
     ids, mask = right_padded(engine, tokenizer.pad_token_id)  # batched as TRL pads: the read-out must skip pads
     with torch.no_grad():
         scores = model(input_ids=ids, attention_mask=mask).logits[:, 0]

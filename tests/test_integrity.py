@@ -83,7 +83,10 @@ def test_full_disk_from_the_cli_is_one_line_exit_2(tmp_path):
     s = make(tmp_path)
     s.add_ranking("p1", ["a", "b"], [[0], [1]])
     before = s.rankings_path.read_bytes()
-    code = ("import errno, os, sys\n"
+    # tempfile is probed (a small write) before the fault goes in: dill, which the test-only `datasets` package
+    # installs, makes torch's import call tempfile.gettempdir(); the app's own dependencies do not.
+    code = ("import errno, os, sys, tempfile\n"
+            "tempfile.gettempdir()\n"
             "def full(fd, data): raise OSError(errno.ENOSPC, 'No space left on device')\n"
             "os.write = full\n"
             "from rlhf_lab.cli import main\n"

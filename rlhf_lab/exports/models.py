@@ -15,7 +15,7 @@ from .adapters import base_model_id, head_bias, load_base, policy_peft, reward_p
 from .conversation import Conversation
 from .merged import export_tokenizer, save_full_model
 from .preferences import uncut
-from .tokenizer import pad_token_for, read_position_mismatches, reward_template
+from .tokenizer import clear_unused_bos, pad_token_for, read_position_mismatches, reward_template
 
 CHECKED_ROWS = 32  # answers whose engine tokenization is compared with the lab's (a check, not a benchmark)
 
@@ -68,6 +68,9 @@ def write_models(out: Path, model: str, path: str, trust_remote_code: bool, conv
         info["template_note"] = ("`reward_model/`'s chat template ends a conversation at the last answer's "
                                  "end-of-turn token (the model's own adds a newline after it).")
     tokenizer = export_tokenizer(path, trust_remote_code, pad, template)
+    if clear_unused_bos(tokenizer, conv):
+        info["template_note"] += (" Its tokenizer has no BOS token (the base's, never added by its tokenizer, opens "
+                                  "every conversation: veRL would strip it from the text it scores).")
     base = load_base(path, "reward", trust_remote_code, base_id, None if added else tokenizer.pad_token_id)
     peft = reward_peft(base, reward_folder, base_id)
     peft.save_pretrained(out / "reward_adapter", save_embedding_layers=False)

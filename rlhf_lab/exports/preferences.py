@@ -12,12 +12,12 @@ from .conversation import Conversation
 
 
 def rank_margin(pair: Pair) -> float:
-    """(rank gap - 1) / (groups - 1): 0 for adjacent ranks, 1 for the best against the worst of a ranking.
+    """(rank gap - 1) / (groups - 2): 0 for adjacent ranks, 1 for the best against the worst of a ranking.
 
     TRL's RewardTrainer and OpenRLHF (--model.margin_loss_enable) train on -log sigmoid(r_c - r_r - margin),
     so answers ranked further apart are pushed further apart; the scale of Llama 2's margins (0 to 1).
     """
-    return (pair.rank_gap - 1) / (pair.rank_groups - 1) if pair.rank_groups > 2 else 0.0
+    return (pair.rank_gap - 1) / (pair.rank_groups - 2) if pair.rank_groups > 2 else 0.0
 
 
 def uncut(pairs: list[Pair]) -> list[Pair]:

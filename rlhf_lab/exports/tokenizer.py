@@ -95,3 +95,18 @@ def read_position_mismatches(tokenizer, conv: Conversation, rows: list[tuple[str
             engine = lab
         bad += engine != lab or tokenizer.pad_token_id in lab
     return bad
+
+
+def clear_unused_bos(tokenizer, conv: Conversation) -> bool:
+    """Unset a BOS token that the tokenizer never adds but that opens every rendered conversation (SmolLM2's BOS
+    is `<|im_start|>`): veRL's reward loop strips a leading BOS from the text it scores, which would cut the
+    conversation's first token. Returns whether it was unset; the rendering is unchanged."""
+    bos, template = tokenizer.bos_token, getattr(tokenizer, "chat_template", None)
+    if not bos or not isinstance(template, str) or "bos_token" in template or not conv.chat:
+        return False
+    added = tokenizer("x", add_special_tokens=True)["input_ids"][:1] == [tokenizer.bos_token_id]
+    rendered = tokenizer.apply_chat_template(conv.messages(PROBE_PROMPT) + conv.answer(PROBE_ANSWER), tokenize=False)
+    if added or not rendered.startswith(bos):
+        return False
+    tokenizer.bos_token = None
+    return True
