@@ -184,3 +184,45 @@ def test_a_pad_token_is_added_when_the_vocabulary_has_no_spare_one(tmp_path):
         after = saved(input_ids=ids).logits
     assert saved.config.vocab_size == 4 and saved.config.pad_token_id == 3
     assert torch.allclose(after[..., :3], before, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_default_model_session_exports_with_its_hub_name_and_reward(tmp_path):
+    """The embedded SmolLM2, loaded at fp32 so the lab and the export compute the same thing: the adapters name
+    the hub model, SmolLM2's EOS-as-pad is replaced, and reward_model/ gives the lab's rewards minus the bias."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rlhf_lab.config import ModelConfig
+    from rlhf_lab.lab import Lab
+    from rlhf_lab.modeling import checkpoints
+    from rlhf_lab.modeling.adapters import REWARD
+
+    lab = Lab(tmp_path / "sessions", model_cfg=ModelConfig(precision="fp32", fast_decode=False))
+    lab.create_session("real")
+    texts = ["Rain is water that falls from clouds when droplets grow heavy.", "Rain."]
+    lab.rank(PROMPTS[0], texts, [[0], [1]])
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for param in lab.models.lora_params(REWARD, "lora_B"):
+            param.normal_(0.0, 0.02)
+        lab.models.reward_head.weight.normal_(0.0, 0.05)
+        lab.models.reward_head.bias.fill_(HEAD_BIAS)
+    checkpoints.save_adapter(lab.models, REWARD, lab.session.adapter_dir("reward"))
+    lab.session.update_meta(reward_model={"trained_at": 1.0})
+    lab_scores = torch.tensor(lab.score(PROMPTS[0], texts))
+    result = lab.export_bundle(tmp_path / "out")
+
+    out = tmp_path / "out"
+    config = json.loads((out / "reward_adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert result["pad_token"] == "<|endoftext|>" and result["read_mismatches"] == 0
+    assert "policy_adapter" not in result["models"] and (out / "policy_merged" / "model.safetensors").is_file()
+    tokenizer = AutoTokenizer.from_pretrained(out / "reward_model")
+    model = AutoModelForSequenceClassification.from_pretrained(out / "reward_model").eval()
+    system = {"role": "system", "content": result["system_prompt"]}
+    rows = [tokenizer.apply_chat_template([system, {"role": "user", "content": PROMPTS[0]},
+                                           {"role": "assistant", "content": t}], tokenize=True,
+                                          return_dict=True)["input_ids"] for t in texts]
+    with torch.no_grad():
+        exported = torch.stack([model(input_ids=torch.tensor([r])).logits[0, 0] for r in rows])
+    assert torch.allclose(lab_scores - HEAD_BIAS, exported, atol=1e-3), (lab_scores, exported)

@@ -215,3 +215,13 @@ def test_rank_margins_by_hand():
                    ("a", "d"): 1.0}
     two = {"id": "r", "prompt": "p", "completions": ["a", "b"], "ranking": [[0], [1]], "verdict": "ranked"}
     assert [rank_margin(p) for p in pairs_from_ranking(two)] == [0.0]
+
+
+def test_a_session_without_trained_models_exports_its_data_and_the_base(records_only, tmp_path):
+    lab = records_only("untrained")
+    lab.rank("Why?", ["Because.", "No."], [[0], [1]])
+    result = lab.export_bundle(tmp_path / "b")
+    assert sorted(result["models"]) == ["policy_merged"] and result["recipes"] == ["dpo", "kto"]
+    assert not (tmp_path / "b" / "reward_model").exists() and result["files"]["preferences.jsonl"] == 1
+    text = (tmp_path / "b" / "LAUNCH.md").read_text()
+    assert "openrlhf.cli.train_rm" in text and "train_ppo_ray" not in text and "main_ppo" not in text

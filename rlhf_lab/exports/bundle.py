@@ -35,6 +35,7 @@ class SessionContents:
     policy_version: str
     policy_folder: Path | None   # None: the policy is the base (no version trained yet)
     reward_folder: Path | None   # None: no reward model trained yet
+    notes: tuple[str, ...] = ()  # lines of the session's files that were skipped on reading
 
 
 def _write(folder: Path, name: str, rows: list[dict]) -> int | None:
@@ -80,6 +81,7 @@ def write_bundle(s: SessionContents, out: Path, dtype: str = "fp32") -> dict:
                     counts=counts, dropped_cut=counts["dropped_cut"], policy_version=s.policy_version,
                     max_prompt_tokens=max_prompt_tokens(tokenizer, conv, distinct_prompts(s.records)),
                     base_note=base_note(cfg.model), chat=conv.chat, system_prompt=conv.system)
+        info["warnings"] += list(s.notes)
         if counts["prompts"] < 64:
             info["warnings"].append(f"the session has {counts['prompts']} prompts: the PPO batches of the OpenRLHF and "
                                     "veRL commands are cut to fit them, and over GPUS data-parallel GPUs a batch "

@@ -146,6 +146,14 @@ def _files_table(info: dict) -> str:
 def launch_markdown(info: dict) -> str:
     """The whole of LAUNCH.md for one bundle."""
     rm, ppo = openrlhf_commands(info)
+    has_pairs = bool(info["files"].get("preferences.jsonl"))
+    has_ppo = bool(info["files"].get("prompts.jsonl")) and info["reward_model"]
+    openrlhf = "\n".join(
+        (["# a larger reward model, trained from the policy on these pairs (OpenRLHF starts its head fresh)", rm]
+         if has_pairs else []) +
+        (["# PPO: the lab's policy as actor, the exported reward model as reward and critic", ppo] if has_ppo else [])
+    ) or "# nothing to run yet: the session has no preference pairs"
+    verl = verl_command(info) if has_ppo else "# PPO needs prompts and a reward model: train one in the lab first"
     trl = "\n".join(f"trl {name} --config trl/{name}.yaml --accelerate_config "
                     f"{'multi_gpu' if name == 'reward' else 'zero2'}" for name in info["recipes"])
     notes = "\n".join(f"- {w}" for w in info["warnings"]) or "- none"
@@ -183,16 +191,13 @@ The recipes in `trl/` hold the paths and hyperparameters; any flag on the comman
 ## OpenRLHF 0.11.0 (Ray + vLLM + DeepSpeed)
 ```bash
 GPUS=8
-# a larger reward model, trained from the policy on these pairs (OpenRLHF starts its head fresh)
-{rm}
-# PPO: the lab's policy as actor, the exported reward model as reward and critic
-{ppo}
+{openrlhf}
 ```
 
 ## veRL 0.8.0.dev (Ray + FSDP + vLLM)
 ```bash
 GPUS=8
-{verl_command(info)}
+{verl}
 ```
 veRL re-renders each conversation with `reward_model/`'s chat template (`reward_model.model.input_tokenizer`
 defaults to the policy's): that template ends the conversation at the answer's end-of-turn token.

@@ -39,11 +39,11 @@ def contents(lab) -> SessionContents:
     for folder in (policy, reward):
         if folder is not None:
             checkpoints.check_readable(folder)  # BrokenAdapter names the bad file; nothing is written
-    demonstrations, warnings = read_demonstrations(session.root / "demonstrations.jsonl")
-    lab.warnings = lab.warnings + warnings
-    return SessionContents(name=session.name, records=lab.rankings(), pairs=lab.pairs(),
-                           demonstrations=demonstrations, model_cfg=cfg, model_path=path,
-                           policy_version=meta.policy_version, policy_folder=policy, reward_folder=reward)
+    records = lab.rankings()
+    demonstrations, skipped = read_demonstrations(session.root / "demonstrations.jsonl")
+    return SessionContents(name=session.name, records=records, pairs=lab.pairs(), demonstrations=demonstrations,
+                           model_cfg=cfg, model_path=path, policy_version=meta.policy_version, policy_folder=policy,
+                           reward_folder=reward, notes=tuple(lab.warnings + skipped))
 
 
 def export_bundle(lab, out: Path | str, dtype: str = "fp32") -> dict:

@@ -101,9 +101,9 @@ class Lab:
     def counts(self) -> dict:
         return annotate.counts(self)
 
-    def export(self, path: Path | str, format: str = "trl") -> int:
+    def export(self, path: Path | str, fmt: str = "trl") -> int:
         """One preference file: "trl" (conversational), "trl-plain" (plain strings) or "hh-rlhf"; returns rows."""
-        return exporting.export_file(self, path, format)
+        return exporting.export_file(self, path, fmt)
 
     def export_bundle(self, out: Path | str, dtype: str = "fp32") -> dict:
         """The hand-off bundle (data, adapters, merged models, LAUNCH.md) in a new folder `out`."""
