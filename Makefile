@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: setup run test test-fast test-e2e bench clean
 
@@ -18,14 +19,19 @@ $(STAMP): requirements.txt | $(PY)
 
 setup: $(STAMP)
 
+# Test-only packages (TRL for the export tests), kept out of `make run`.
+$(TEST_STAMP): requirements-test.txt $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	touch $(TEST_STAMP)
+
 run: setup
 	$(PY) app.py
 
 # The whole suite: fast math, real-model checks, fault tests and the browser end-to-end test.
-test: setup
+test: setup $(TEST_STAMP)
 	$(PY) -m pytest -q
 
-test-fast: setup
+test-fast: setup $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not slow and not e2e"
 
 test-e2e: setup

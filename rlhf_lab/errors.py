@@ -55,3 +55,8 @@ class DiskFull(StorageError):
 
 class BrokenAdapter(LabError, RuntimeError):
     """A saved adapter folder is missing a file or holds one that cannot be read; the message names it."""
+
+
+class ExportError(LabError, RuntimeError):
+    """An export cannot be written as asked (a folder in the way, an adapter that does not fit its base);
+    nothing was written."""

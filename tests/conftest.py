@@ -75,3 +75,11 @@ def real_lab_factory():
         return lab
 
     return make
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, tiny_model_dir):
+    """A session on the tiny llama with rankings, demonstrations and random adapters, and its export bundle."""
+    from export_session import build
+
+    return build(tmp_path_factory.mktemp("export"), tiny_model_dir)

@@ -83,7 +83,10 @@ def test_full_disk_from_the_cli_is_one_line_exit_2(tmp_path):
     s = make(tmp_path)
     s.add_ranking("p1", ["a", "b"], [[0], [1]])
     before = s.rankings_path.read_bytes()
-    code = ("import errno, os, sys\n"
+    # tempfile is probed (a small write) before the fault goes in: dill, which the test-only `datasets` package
+    # installs, makes torch's import call tempfile.gettempdir(); the app's own dependencies do not.
+    code = ("import errno, os, sys, tempfile\n"
+            "tempfile.gettempdir()\n"
             "def full(fd, data): raise OSError(errno.ENOSPC, 'No space left on device')\n"
             "os.write = full\n"
             "from rlhf_lab.cli import main\n"
@@ -292,8 +295,8 @@ def test_sessions_lists_a_session_whose_metadata_was_lost(tmp_path, capsys):
     s.meta_path.unlink()
     assert main(["sessions", "--sessions-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.split() == ["s1"]
-    assert main(["export", "--session", "s1", "--out", str(tmp_path / "o.jsonl"), "--sessions-dir",
-                 str(tmp_path)]) == 0
+    assert main(["export", "--session", "s1", "--format", "trl-plain", "--out", str(tmp_path / "o.jsonl"),
+                 "--sessions-dir", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert "rebuilt" in captured.err and json.loads(captured.out)["pairs"] == 1
     assert s.meta_path.is_file()

@@ -76,8 +76,15 @@ def cmd_undo(args) -> None:
 
 
 def cmd_export(args) -> None:
-    n = open_lab(args, with_model=False).export(args.out)
-    emit({"pairs": n, "out": args.out})
+    lab = open_lab(args, with_model=False)
+    if args.format != "bundle":
+        emit({"pairs": lab.export(args.out, args.format), "out": args.out, "format": args.format})
+        return
+    result = lab.export_bundle(args.out, args.dtype)
+    for warning in result["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    emit({"out": result["out"], "pairs": result["files"]["preferences.jsonl"] or 0, "files": result["files"],
+          "models": sorted(result["models"]), "reward_bias_dropped": result["bias"], "pad_token": result["pad_token"]})
 
 
 def cmd_pack(args) -> None:

@@ -86,12 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", type=int, default=32)
     generation_args(p)
 
-    p = sub.add_parser("export", help="write the session's preference pairs")
+    p = sub.add_parser("export", help="write the hand-off bundle (data, adapters, merged models, LAUNCH.md) "
+                                      "to a new folder, or one preference file")
     session_arg(p)
-    p.add_argument("--format", default="trl", choices=["trl"])
-    p.add_argument("--out", required=True)
+    p.add_argument("--format", default="bundle", choices=["bundle", "trl", "trl-plain", "hh-rlhf"],
+                   help="bundle: a folder for TRL / OpenRLHF / veRL (see its LAUNCH.md); trl: one conversational "
+                        "preference JSONL file; trl-plain: plain strings (no chat template); hh-rlhf: HH text")
+    p.add_argument("--out", required=True, help="a new (or empty) folder for the bundle, else a file")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="weights of the merged models")
 
-    p = sub.add_parser("import", help="add pairs from a TRL/OpenRLHF preference JSONL file")
+    p = sub.add_parser("import", help="add pairs from a preference JSONL file: TRL / OpenRLHF (plain or "
+                                      "conversational) or HH-RLHF")
     model_args(p)
     session_arg(p)
     p.add_argument("--file", required=True)

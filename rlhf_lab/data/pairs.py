@@ -14,6 +14,8 @@ class Pair:
     ranking_id: str = ""
     chosen_truncated: bool = False    # cut at max_new_tokens: scored without EOS, as PPO scores it
     rejected_truncated: bool = False
+    rank_gap: int = field(default=1, compare=False)     # how many ranks apart (1: adjacent groups)
+    rank_groups: int = field(default=2, compare=False)  # groups in its ranking (exports scale margins by it)
 
 
 def pairs_from_ranking(record: dict) -> list[Pair]:
@@ -24,12 +26,12 @@ def pairs_from_ranking(record: dict) -> list[Pair]:
     cut = record.get("truncated") or [False] * len(completions)
     pairs = []
     for gi, better in enumerate(groups):
-        for worse in groups[gi + 1:]:
+        for gj, worse in enumerate(groups[gi + 1:], start=gi + 1):
             for i in better:
                 for j in worse:
                     if completions[i] != completions[j]:  # identical texts carry no preference
                         pairs.append(Pair(record["prompt"], completions[i], completions[j], record.get("id", ""),
-                                          bool(cut[i]), bool(cut[j])))
+                                          bool(cut[i]), bool(cut[j]), gj - gi, len(groups)))
     return pairs
 
 

@@ -1,4 +1,4 @@
-"""Preference pairs to and from JSONL files in the TRL / OpenRLHF column layout (prompt, chosen, rejected)."""
+"""Preference pairs to and from JSONL files: TRL / OpenRLHF (plain or conversational) and HH-RLHF lines."""
 from __future__ import annotations
 
 import json
@@ -8,45 +8,41 @@ from typing import Callable
 
 from ..errors import RankingInputError
 from . import jsonl
+from .files import share
 from .pairs import Pair
+from .preference_formats import parse_row
 
 
-def export_trl(pairs: list[Pair], path: Path) -> int:
-    """Write pairs as TRL / OpenRLHF preference JSONL (prompt, chosen, rejected); returns the count.
-    The file appears whole or not at all (written beside it, then renamed)."""
+def write_jsonl_file(path: Path, rows: list[dict]) -> None:
+    """Write rows as one JSONL file that appears whole or not at all (written beside it, then renamed), 0644."""
     path = Path(path)
     if not path.parent.exists():
         raise RankingInputError(f"Folder {path.parent} does not exist.")
-    blob = jsonl.encode([{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs])
+    blob = jsonl.encode(rows)
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "wb") as f:
             f.write(blob)
             f.flush()
             os.fsync(f.fileno())
+        share(tmp)
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise jsonl.storage_error(path, err) from err
+
+
+def export_trl(pairs: list[Pair], path: Path) -> int:
+    """Write pairs as plain-string TRL / OpenRLHF preference JSONL (prompt, chosen, rejected); returns the
+    count. Plain strings carry no chat template: the exports package writes the conversational form."""
+    write_jsonl_file(path, [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs])
     return len(pairs)
-
-
-def _row_problem(row) -> str | None:
-    if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in ("prompt", "chosen", "rejected")):
-        return "is not a JSON object with prompt, chosen and rejected strings"
-    if not row["prompt"].strip():
-        return "has an empty prompt"
-    for key in ("prompt", "chosen", "rejected"):
-        try:
-            row[key].encode("utf-8")
-        except UnicodeEncodeError:
-            return f"has a lone surrogate in {key!r} (text UTF-8 cannot store)"
-    return None
 
 
 def read_trl(path: Path, on_progress: Callable[[int, int], None] | None = None,
              every: int = 10000) -> list[Pair]:
-    """Read preference JSONL (prompt, chosen, rejected), every line checked before any is used; raises
+    """Read preference JSONL in any format preference_formats knows (plain or conversational TRL / OpenRLHF,
+    HH-RLHF), every line checked before any is used; raises
     RankingInputError naming the first bad line. Lines are split on "\n" only (never splitlines(), which
     also splits inside texts holding U+2028 or U+2029). on_progress(lines checked, lines) is called every
     `every` lines, so a large file shows progress while it is checked."""
@@ -61,13 +57,12 @@ def read_trl(path: Path, on_progress: Callable[[int, int], None] | None = None,
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            parsed = parse_row(json.loads(line))
         except ValueError:
-            row = None
-        problem = _row_problem(row)
-        if problem:
-            raise RankingInputError(f"{path} line {n} {problem}; nothing was imported.")
-        pairs.append(Pair(row["prompt"], row["chosen"], row["rejected"]))
+            parsed = "is not valid JSON"
+        if isinstance(parsed, str):
+            raise RankingInputError(f"{path} line {n} {parsed}; nothing was imported.")
+        pairs.append(Pair(*parsed))
     if not pairs:
         raise RankingInputError(f"{path} holds no pairs; nothing was imported.")
     return pairs

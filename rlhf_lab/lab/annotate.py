@@ -11,7 +11,7 @@ from .. import judges
 from ..config import GenerationConfig
 from ..data import prompts as builtin
 from ..data.pairs import session_pairs
-from ..data.preference_files import export_trl, read_trl
+from ..data.preference_files import read_trl
 from ..errors import LabBusy, LabError, SessionError, Stopped
 from ..generation.chat import check_prompt, require_prompt
 from ..generation.decode import decode_partial, eos_token_ids
@@ -133,10 +133,6 @@ def counts(lab) -> dict:
             "all_bad": sum(r["verdict"] == "all_bad" for r in active),
             "skipped": sum(r["verdict"] == "skipped" for r in active),
             "pairs": len(session_pairs(active))}
-
-
-def export(lab, path: Path | str) -> int:
-    return export_trl(lab.pairs(), Path(path))
 
 
 class ImportCount(int):

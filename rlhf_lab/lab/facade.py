@@ -18,6 +18,7 @@ from ..modeling import checkpoints
 from ..modeling.adapters import LabModels
 from ..runtime.jobs import JobRunner
 from . import annotate, evaluate, ppo, report, reward, scenario, sessions, share
+from . import export as exporting
 
 DEFAULT_SESSIONS = Path(__file__).resolve().parent.parent.parent / "sessions"
 
@@ -100,8 +101,13 @@ class Lab:
     def counts(self) -> dict:
         return annotate.counts(self)
 
-    def export(self, path: Path | str) -> int:
-        return annotate.export(self, path)
+    def export(self, path: Path | str, fmt: str = "trl") -> int:
+        """One preference file: "trl" (conversational), "trl-plain" (plain strings) or "hh-rlhf"; returns rows."""
+        return exporting.export_file(self, path, fmt)
+
+    def export_bundle(self, out: Path | str, dtype: str = "fp32") -> dict:
+        """The hand-off bundle (data, adapters, merged models, LAUNCH.md) in a new folder `out`."""
+        return exporting.export_bundle(self, out, dtype)
 
     def import_pairs(self, path: Path | str, annotator: str = "import") -> int:
         return annotate.import_pairs(self, path, annotator)

