@@ -14,8 +14,16 @@ from .errors import JudgeError
 Judge = Callable[[str, str], float]
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
-_ENTHUSIASM = {"great", "amazing", "awesome", "love", "wonderful", "fantastic", "exciting", "excited",
-               "incredible", "delighted", "happy", "brilliant", "fun", "enjoy", "definitely", "absolutely"}
+# Warm, upbeat words. Broad on purpose: a taste for cheerful answers shows in many small words, and a judge
+# that only reacts to rare ones ("fantastic") ties almost every pair and teaches the reward model nothing.
+_ENTHUSIASM = {"great", "amazing", "awesome", "love", "loved", "loves", "lovely", "wonderful", "fantastic",
+               "exciting", "excited", "excitement", "incredible", "delighted", "happy", "happiness", "brilliant",
+               "fun", "enjoy", "enjoying", "enjoyable", "definitely", "absolutely", "beautiful", "perfect",
+               "delicious", "fascinating", "favorite", "favourite", "joy", "joyful", "glad", "cheerful", "cozy",
+               "cosy", "magical", "adventure", "celebrate", "celebration", "smile", "smiles", "laugh",
+               "laughter", "best", "excellent", "terrific", "superb", "thrilled", "thrilling", "hooray", "yay",
+               "congratulations", "wow", "marvelous", "marvellous", "delightful", "inspiring",
+               "warm", "bright", "sunny", "sweet", "cool", "special", "treat", "good", "nice", "memorable"}
 
 
 def words(text: str) -> list[str]:
@@ -39,11 +47,12 @@ def concise(prompt: str, completion: str) -> float:
 
 
 def enthusiastic(prompt: str, completion: str) -> float:
-    """Exclamation marks and upbeat words, each counted up to 3 times."""
+    """Exclamation marks and warm, upbeat words: each "!" and each upbeat word is a point, up to 3 of each. An
+    answer cut mid-sentence loses a point (a cheerful person still finishes their sentence)."""
     if not completion.strip():
         return -1.0
     upbeat = sum(1 for w in words(completion) if w in _ENTHUSIASM)
-    return float(min(completion.count("!"), 3) + min(upbeat, 3))
+    return float(min(completion.count("!"), 3) + min(upbeat, 3) - (0 if finished(completion) else 1))
 
 
 def no_lists(prompt: str, completion: str) -> float:
@@ -55,15 +64,17 @@ def no_lists(prompt: str, completion: str) -> float:
 
 
 def mentions(word: str) -> Judge:
-    """1 if the answer mentions `word` (case-insensitive, whole word), else 0."""
+    """How often the answer says `word` (case-insensitive, whole word or its contractions: "you're" counts
+    for "you"), up to 3: answering to "you" three times reads as speaking to the reader, once as an aside."""
     target = word.lower().strip()
     if not target:
         raise ValueError("mentions:<word> needs a word, e.g. mentions:water")
 
     def judge(prompt: str, completion: str) -> float:
-        return 1.0 if target in words(completion) else 0.0
+        hits = sum(1 for w in words(completion) if w == target or w.startswith(target + "'"))
+        return float(min(hits, 3))
 
-    judge.__doc__ = f"1 if the answer mentions {target!r}, else 0."
+    judge.__doc__ = f"How often the answer mentions {target!r}, up to 3."
     return judge
 
 

@@ -8,12 +8,10 @@ docs/results.md), 16 prompts to evaluate. Prompt files ship in rlhf_lab/data/sce
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from .config import GenerationConfig, RewardConfig
+from .data.prompts import prompt_set
 from .errors import ConfigError
-
-DATA = Path(__file__).parent / "data"
 
 
 @dataclass(frozen=True)
@@ -26,8 +24,8 @@ class Scenario:
     """A judge name as judges.get_judge reads it."""
     goal: str
     """One sentence for the audience: what to watch for."""
-    prompts_file: str | None = None
-    """A prompt file under rlhf_lab/data/ (one per line, '#' comments), or None for the built-in set."""
+    prompt_set: str = "general"
+    """Its prompts: a set under rlhf_lab/data/scenario_prompts/ (data/prompts.prompt_set), or 'general'."""
     n_prompts: int = 32
     """Prompts the judge ranks."""
     k: int = 4
@@ -51,27 +49,23 @@ class Scenario:
     def reward(self) -> RewardConfig:
         return RewardConfig(max_seconds=self.reward_seconds)
 
-    def prompts(self) -> list[str] | None:
-        """The scenario's prompts, or None for the built-in set."""
-        if self.prompts_file is None:
-            return None
-        lines = (DATA / self.prompts_file).read_text(encoding="utf-8").splitlines()
-        return [x.strip() for x in lines if x.strip() and not x.lstrip().startswith("#")]
+    def prompts(self) -> list[str]:
+        return list(prompt_set(self.prompt_set))
 
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("concise", "Make it concise", "concise",
              "Watch answers get shorter, and check whether they still say something.",
-             "scenario_prompts/concise.txt"),
+             "concise"),
     Scenario("cheerful", "Make it cheerful", "enthusiastic",
              "Watch exclamation marks and upbeat words appear (and whether the answers stay sensible).",
-             "scenario_prompts/cheerful.txt"),
+             "cheerful"),
     Scenario("no_lists", "No bullet lists", "no_lists",
              "Prompts that invite lists; the judge prefers prose. Watch the lists disappear.",
-             "scenario_prompts/no_lists.txt"),
+             "no_lists"),
     Scenario("mention_you", "Mention the user", "mentions:you",
              "Advice questions; the judge prefers answers that speak to the reader as 'you'.",
-             "scenario_prompts/mention_you.txt"),
+             "mention_you"),
 )
 
 
@@ -84,3 +78,12 @@ def get(name: str) -> Scenario:
         if scenario.name == name:
             return scenario
     raise ConfigError(f"Unknown scenario {name!r}. Scenarios: {', '.join(names())}.")
+
+
+def prompts_for_judge(judge: str) -> list[str]:
+    """The prompts a judge ranks by default: its scenario's set (a taste shows where the prompts invite it:
+    lists where lists are likely, warmth where there is something to be glad about), else the built-in set."""
+    for scenario in SCENARIOS:
+        if scenario.judge == judge:
+            return scenario.prompts()
+    return list(prompt_set("general"))

@@ -15,6 +15,18 @@ def test_enthusiastic_counts_capped():
     assert judges.enthusiastic("p", "Great! Amazing!!") == 3 + 2
     assert judges.enthusiastic("p", "ok.") == 0.0
     assert judges.enthusiastic("p", "!!!!!!") == 3.0
+    # upbeat words count up to 3; an answer cut mid-sentence loses a point
+    assert judges.enthusiastic("p", "A lovely, sunny, warm, fun day.") == 3.0
+    assert judges.enthusiastic("p", "A lovely day and then the") == 0.0
+
+
+def test_mentions_counts_up_to_three_with_contractions():
+    you = judges.get_judge("mentions:you")
+    assert you("p", "People sleep better in the dark.") == 0.0
+    assert you("p", "If you're tired, rest.") == 1.0
+    assert you("p", "You can rest; you'll feel better, and you should.") == 3.0
+    assert you("p", "you " * 10) == 3.0
+    assert you("p", "Your bed matters; youth does not count.") == 0.0  # whole words only
 
 
 def test_no_lists_and_mentions():

@@ -11,6 +11,7 @@ import sys
 import time
 
 from ..config import GenerationConfig, ModelConfig, PPOConfig, RewardConfig
+from ..data.prompts import prompt_set, sample_prompts
 from ..errors import ConfigError
 
 
@@ -132,10 +133,15 @@ def cmd_rank(args, cards) -> None:
     emit({"saved": rec["id"], "ranking": rec["ranking"], "verdict": rec["verdict"]})
 
 
+def prompt_set_arg(args) -> list[str] | None:
+    return list(prompt_set(args.prompt_set)) if getattr(args, "prompt_set", None) else None
+
+
 def cmd_simulate(args) -> None:
     lab = open_lab(args)
     start = time.time()
-    for row in lab.simulate(args.judge, args.prompts, generation_config(args), seed=args.seed or 0):
+    for row in lab.simulate(args.judge, args.prompts, generation_config(args), seed=args.seed or 0,
+                            prompts=prompt_set_arg(args)):
         if row.get("summary"):
             continue
         print(f"[{row['index'] + 1}/{args.prompts}] {row['prompt'][:60]} -> {row['ranking']}",
@@ -201,7 +207,11 @@ def cmd_ppo(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    result = open_lab(args).evaluate(args.judge, args.prompts, seed=args.seed)
+    lab = open_lab(args)
+    chosen = prompt_set_arg(args)
+    if chosen:  # a named set: n of it, shuffled by the seed
+        chosen = sample_prompts(args.prompts, args.seed, chosen)
+    result = lab.evaluate(args.judge, args.prompts, seed=args.seed, prompts=chosen)
     emit({k: v for k, v in result.items() if k != "examples"})
 
 

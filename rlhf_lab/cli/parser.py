@@ -47,6 +47,13 @@ def config_args(p: argparse.ArgumentParser, cls, names: tuple[str, ...]) -> None
             p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default)
 
 
+def prompt_set_arg(p) -> None:
+    from ..data.prompts import set_names
+    p.add_argument("--prompt-set", default=None, choices=set_names(),
+                   help="where the prompts come from (default: the judge's scenario set, e.g. cheerful for "
+                        "enthusiastic; 'general' for the built-in set)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rlhf_lab",
                                      description="The same operations as the web app, headless. Errors exit 2 "
@@ -84,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     session_arg(p)
     p.add_argument("--judge", required=True, help=JUDGE_HELP)
     p.add_argument("--prompts", type=int, default=32)
+    prompt_set_arg(p)
     generation_args(p)
 
     p = sub.add_parser("export", help="write the hand-off bundle (data, adapters, merged models, LAUNCH.md) "
@@ -122,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge", required=True, help=JUDGE_HELP)
     p.add_argument("--prompts", type=int, default=16)
     p.add_argument("--seed", type=int, default=1234)
+    prompt_set_arg(p)
 
     p = sub.add_parser("report", help="write the session's run report: one self-contained HTML file")
     session_arg(p)

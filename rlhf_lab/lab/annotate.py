@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .. import judges
+from .. import judges, scenarios
 from ..config import GenerationConfig
 from ..data import prompts as builtin
 from ..data.pairs import session_pairs
@@ -167,7 +167,8 @@ def simulate(lab, judge: str, n_prompts: int, cfg: GenerationConfig | None = Non
              prompts: list[str] | None = None, inline: bool = True):
     """Autopilot: generate K answers for n prompts and record the judge's rankings (annotator `judge:<name>`).
 
-    Prompts come from the built-in set, or from `prompts` (a scenario's), distinct while they last. Inline: an
+    Prompts come from `prompts`, else from the judge's scenario set (scenarios.prompts_for_judge), distinct
+    while they last. Inline: an
     iterator of one row per prompt, then a summary row; otherwise a background Job the UI polls. Everything is
     checked before the job starts. A Stop drops the answers being generated; rankings already saved stay.
     Several prompts share one generate call (SIMULATE_ROWS rows): a decode step costs nearly the same
@@ -180,17 +181,8 @@ def simulate(lab, judge: str, n_prompts: int, cfg: GenerationConfig | None = Non
     lab.require_session()
     if lab.models is None:
         lab.load_model()
-    chosen = pick(prompts or builtin.builtin_prompts(), int(n_prompts), seed)  # the built-in set as sample_prompts
+    chosen = builtin.sample_prompts(int(n_prompts), seed, prompts or scenarios.prompts_for_judge(judge))
     return lab.jobs.run(SIMULATE_JOB, lambda: _judged(lab, judge, fn, chosen, cfg, seed), inline)
-
-
-def pick(pool: list[str], n: int, seed: int) -> list[str]:
-    """n prompts from `pool`: distinct while it lasts, deterministic for a seed."""
-    rng, pool, out = random.Random(seed), list(pool), []
-    while len(out) < n:
-        rng.shuffle(pool)
-        out.extend(pool[: n - len(out)])
-    return out
 
 
 def _judged(lab, judge: str, fn, prompts: list[str], cfg: GenerationConfig, seed: int) -> Iterator[dict]:

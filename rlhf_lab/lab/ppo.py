@@ -54,9 +54,16 @@ def session_judge(lab):
         return None, None  # a custom judge module that is gone: no gold score, PPO still runs
 
 
+MIN_RANKED_PROMPTS = 8
+
+
 def _prompts(lab, n: int, rng: random.Random) -> list[str]:
+    """PPO's prompts: the session's ranked prompts, where the reward model knows what the person wants (a
+    reward model scores prompts unlike any it saw with little meaning); the built-in set joins only while
+    fewer than MIN_RANKED_PROMPTS were ranked."""
     ranked = list(dict.fromkeys(r["prompt"] for r in lab.rankings()))
-    pool = ranked + [p for p in builtin.builtin_prompts() if p not in ranked]
+    pool = ranked if len(ranked) >= MIN_RANKED_PROMPTS else ranked + [
+        p for p in builtin.builtin_prompts() if p not in ranked]
     return [rng.choice(pool) for _ in range(n)]
 
 

@@ -67,10 +67,7 @@ def run_scenario(lab, name: str, seed: int = 0) -> Iterator[dict]:
     for row in train(lab, scenario, out):
         yield {"stage": scenario.algorithm, **row}
     lap(scenario.algorithm)
-    ranked = {r["prompt"] for r in lab.rankings()}
-    pool = scenario.prompts() or []
-    fresh_first = [p for p in pool if p not in ranked] + [p for p in pool if p in ranked]
-    result = lab.evaluate(scenario.judge, scenario.eval_prompts, seed=seed + 1234, prompts=fresh_first or None)
+    result = lab.evaluate(scenario.judge, scenario.eval_prompts, seed=seed + 1234)
     out.update({k: result[k] for k in ("policy", "policy_score", "reference_score", "kl", "policy_length",
                                        "reference_length", "policy_finished", "reference_finished")})
     lap("evaluate")
