@@ -17,7 +17,7 @@ from ..errors import LabBusy, LabError
 from ..modeling import checkpoints
 from ..modeling.adapters import LabModels
 from ..runtime.jobs import JobRunner
-from . import annotate, evaluate, ppo, reward, sessions
+from . import annotate, arena, evaluate, ppo, reward, sessions
 
 DEFAULT_SESSIONS = Path(__file__).resolve().parent.parent.parent / "sessions"
 
@@ -35,6 +35,7 @@ class Lab:
         self.score_cache: dict[tuple, float] = {}
         self.pending: dict | None = None  # generated cards not ranked yet: a reloaded page shows them again
         self.decode_note = ""  # which sampling path the loaded model uses, said at start-up
+        self.arena_matches: dict[str, dict] = {}  # drawn, not voted on: id -> match with its hidden versions
         self._model_lock = threading.Lock()
 
     # ---- state every workflow shares -------------------------------------------------------------------
@@ -129,6 +130,36 @@ class Lab:
 
     def evaluate(self, judge: str, n_prompts: int = 16, cfg: PPOConfig | None = None, seed: int = 1234) -> dict:
         return evaluate.evaluate(self, judge, n_prompts, cfg, seed)
+
+    # ---- arena: blind A/B votes between policy versions and the leaderboard -------------------------------------
+    def draw_match(self, versions: list[str] | None = None, prompt: str | None = None,
+                   cfg: GenerationConfig | None = None, seed: int | None = None) -> dict:
+        return arena.draw(self, versions, prompt, cfg, seed)
+
+    def open_match(self) -> dict | None:
+        return arena.open_match(self)
+
+    def vote(self, match_id: str, verdict: str, annotator: str = "human") -> dict:
+        return arena.vote(self, match_id, verdict, annotator)
+
+    def undo_vote(self, annotator: str | None = None) -> dict:
+        return arena.undo(self, annotator)
+
+    def votes(self, annotator: str | None = None) -> list[dict]:
+        return arena.votes(self, annotator)[0]
+
+    def voters(self) -> list[str]:
+        return arena.annotators(self)
+
+    def leaderboard(self, annotator: str | None = None, rounds: int | None = None, seed: int = 0) -> dict:
+        return arena.leaderboard(self, annotator, rounds, seed)
+
+    def run_arena(self, judge: str, versions: list[str] | None = None, n_prompts: int = 16,
+                  cfg: GenerationConfig | None = None, seed: int = 0, inline: bool = True):
+        return arena.autopilot(self, judge, versions, n_prompts, cfg, seed, inline)
+
+    def answer_scores(self) -> dict[str, list[float]]:
+        return arena.scores_of_answers(self)
 
     # ---- control ------------------------------------------------------------------------------------------------
     def stop(self) -> bool:
