@@ -173,7 +173,8 @@ def test_win_rates_and_records_count_ties_half():
     battles = bt.make_battles(wins("v1", "base", 2) + [("base", "v1", 0.5), ("base", "v2", 1.0)])
     rates, counts = bt.win_rates(battles)
     i = {v: n for n, v in enumerate(battles.versions)}
-    assert rates[i["v1"], i["base"]] == pytest.approx(2.5 / 3) and rates[i["base"], i["v1"]] == pytest.approx(0.5 / 3)
+    assert rates[i["v1"], i["base"]] == pytest.approx(2.5 / 3)
+    assert rates[i["base"], i["v1"]] == pytest.approx(0.5 / 3)
     assert counts[i["v1"], i["base"]] == 3 and np.isnan(rates[i["v1"], i["v2"]])
     assert bt.records(battles) == {"v1": {"wins": 2, "losses": 0, "ties": 1},
                                    "base": {"wins": 1, "losses": 2, "ties": 1},
@@ -230,7 +231,7 @@ def test_length_control_exposes_a_version_that_only_got_shorter():
     assert out["length_coef"] < 0
 
 
-# ---- scores of ranked answers within their prompt ---------------------------------------------------------------------
+# ---- scores of ranked answers within their prompt -------------------------------------------------------------------
 def test_ranking_battles():
     assert sorted(ranking_battles([[1], [0, 2], [3]])) == sorted(
         [(1, 0, 1.0), (1, 2, 1.0), (1, 3, 1.0), (0, 2, 0.5), (0, 3, 1.0), (2, 3, 1.0)])

@@ -118,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", type=int, default=16)
     p.add_argument("--seed", type=int, default=1234)
 
-    p = sub.add_parser("arena", help="blind A/B matches between policy versions voted by a judge, and the Bradley-Terry "
-                                     "leaderboard (without --judge: the leaderboard of the stored votes)")
+    p = sub.add_parser("arena", help="blind A/B matches between policy versions voted by a judge, and the "
+                                     "Bradley-Terry leaderboard (without --judge: the leaderboard of the stored votes)")
     model_args(p)
     session_arg(p)
     p.add_argument("--judge", default=None, help=JUDGE_HELP + "; 'human' or none: no voting, the leaderboard only")

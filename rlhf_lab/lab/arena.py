@@ -137,7 +137,8 @@ def leaderboard(lab, annotator: str | None = None, rounds: int | None = None, se
     if rounds is not None and not 100 <= int(rounds) <= 10000:
         raise LabError(f"The bootstrap needs between 100 and 10000 rounds, not {rounds}.")
     chosen, warnings = votes(lab, annotator)
-    return {**board(chosen, rounds=int(rounds or BOOTSTRAP_ROUNDS), seed=seed), "annotator": annotator or "all", "warnings": warnings}
+    result = board(chosen, rounds=int(rounds or BOOTSTRAP_ROUNDS), seed=seed)
+    return {**result, "annotator": annotator or "all", "warnings": warnings}
 
 
 def scores_of_answers(lab) -> dict[str, list[float]]:
