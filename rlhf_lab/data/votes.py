@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 from . import jsonl
+from .records import retraction_problem
 from ..errors import SessionError
 
 FILE = "votes.jsonl"
@@ -65,11 +66,7 @@ def vote_problem(rec: dict) -> str | None:
 
 def line_problem(rec: dict) -> str | None:
     """The check for any line of votes.jsonl: an undo (has 'retracts') or a vote."""
-    if "retracts" in rec:
-        if not isinstance(rec.get("id"), str) or not isinstance(rec.get("retracts"), str):
-            return "an undo record needs a string 'id' and a string 'retracts'"
-        return None
-    return vote_problem(rec)
+    return retraction_problem(rec) if "retracts" in rec else vote_problem(rec)
 
 
 def side(version: str, text: str, tokens: int | None = None, truncated: bool = False) -> dict:
