@@ -253,3 +253,4 @@ def test_answer_scores_within_prompt():
     x, y = scores["r2"]
     y2, z = scores["r3"]
     assert x > y == y2 > z and "r4" not in scores
+    assert set(answer_scores(records, ids={"r2"})) == {"r2", "r3"}  # only the prompts asked for are fitted

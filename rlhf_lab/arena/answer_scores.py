@@ -25,12 +25,14 @@ def ranking_battles(ranking: list[list[int]]) -> list[tuple[int, int, float]]:
     return out
 
 
-def answer_scores(records: list[dict], l2: float = ANSWER_L2) -> dict[str, list[float]]:
-    """{ranking id: a score per completion} for every active ranked record; each prompt's answers have mean
-    ANCHOR_RATING (1000). Records that are not "ranked" (all bad, skipped) get no scores."""
+def answer_scores(records: list[dict], ids: set[str] | None = None, l2: float = ANSWER_L2) -> dict[str, list[float]]:
+    """{ranking id: a score per completion} for every active ranked record (or only the prompts of the records
+    in `ids`: a fit per prompt costs ~1 ms); each prompt's answers have mean ANCHOR_RATING (1000). Records that
+    are not "ranked" (all bad, skipped) get no scores."""
+    wanted = None if ids is None else {r["prompt"] for r in records if r["id"] in ids}
     by_prompt: dict[str, list[dict]] = {}
     for rec in records:
-        if rec.get("verdict") == "ranked" and rec.get("ranking"):
+        if rec.get("verdict") == "ranked" and rec.get("ranking") and (wanted is None or rec["prompt"] in wanted):
             by_prompt.setdefault(rec["prompt"], []).append(rec)
     out: dict[str, list[float]] = {}
     for recs in by_prompt.values():

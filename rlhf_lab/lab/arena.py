@@ -103,13 +103,18 @@ def vote(lab, match_id: str, verdict: str, annotator: str = "human") -> dict:
     session = lab.require_session()
     if verdict not in store.VERDICTS:
         raise SessionError(f"A vote is one of {', '.join(store.VERDICTS)}, not {verdict!r}.")
-    match = lab.arena_matches.get(match_id)
+    match = lab.arena_matches.pop(match_id, None)  # taken at once: two quick clicks store one vote, not two
     if match is None or match["session"] != session.name:
+        if match is not None:
+            lab.arena_matches[match_id] = match
         raise LabError("That match is no longer open (already voted on, or the app restarted): draw a new one.")
-    rec = store.make_vote(match["prompt"], match["a"], match["b"], verdict, annotator, session.read_meta().round,
-                          {"seed": match["seed"]}, id_=match["id"])
-    store.append_votes(session.root, [rec])
-    lab.arena_matches.pop(match_id, None)
+    try:
+        rec = store.make_vote(match["prompt"], match["a"], match["b"], verdict, annotator,
+                              session.read_meta().round, {"seed": match["seed"]}, id_=match["id"])
+        store.append_votes(session.root, [rec])
+    except BaseException:
+        lab.arena_matches[match_id] = match  # nothing was saved: the match stays open for another try
+        raise
     return {"vote": rec["id"], "verdict": verdict, "a": match["a"]["version"], "b": match["b"]["version"],
             "prompt": match["prompt"]}
 
@@ -141,9 +146,10 @@ def leaderboard(lab, annotator: str | None = None, rounds: int | None = None, se
     return {**result, "annotator": annotator or "all", "warnings": warnings}
 
 
-def scores_of_answers(lab) -> dict[str, list[float]]:
-    """{ranking id: a BT score per answer} within each prompt of the session's rankings."""
-    return answer_scores(lab.rankings())
+def scores_of_answers(lab, ids: set[str] | None = None) -> dict[str, list[float]]:
+    """{ranking id: a BT score per answer} within each prompt of the session's rankings (only the prompts of
+    the rankings in `ids`, if given)."""
+    return answer_scores(lab.rankings(), ids)
 
 
 def autopilot(lab, judge: str, versions: list[str] | None = None, n_prompts: int = 16,

@@ -1,7 +1,7 @@
 """Lab: the headless facade. The UI, the CLI and notebooks call these methods and nothing else.
 
 The Lab holds the state every workflow shares (the loaded models, the open session, the job runner); each
-method hands the work to the module of its workflow: sessions, annotate, reward, ppo, evaluate.
+method hands the work to the module of its workflow: sessions, annotate, reward, ppo, evaluate, arena.
 """
 from __future__ import annotations
 
@@ -158,8 +158,8 @@ class Lab:
                   cfg: GenerationConfig | None = None, seed: int = 0, inline: bool = True):
         return arena.autopilot(self, judge, versions, n_prompts, cfg, seed, inline)
 
-    def answer_scores(self) -> dict[str, list[float]]:
-        return arena.scores_of_answers(self)
+    def answer_scores(self, ids: set[str] | None = None) -> dict[str, list[float]]:
+        return arena.scores_of_answers(self, ids)
 
     # ---- control ------------------------------------------------------------------------------------------------
     def stop(self) -> bool:

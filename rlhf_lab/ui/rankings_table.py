@@ -30,9 +30,10 @@ def rankings_table(lab, agree: dict, limit: int = 50) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     stamp = _stamp(lab)
     records = lab.rankings()
-    bt = lab.answer_scores()
+    shown = list(enumerate(records, start=1))[-limit:][::-1]
+    bt = lab.answer_scores({rec["id"] for _, rec in shown})
     rows = []
-    for n, rec in list(enumerate(records, start=1))[-limit:][::-1]:
+    for n, rec in shown:
         result = agree.get((rec["id"], stamp)) if stamp else None
         mark = f"{'✔' if result[0] == result[1] else '✘'} {result[0]}/{result[1]}" if result else ""
         best = rec["completions"][rec["ranking"][0][0]] if rec["ranking"] else ""
