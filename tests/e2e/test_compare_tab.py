@@ -2,7 +2,9 @@
 leaderboard update, undo; a markup prompt renders as text. The app runs a tiny random llama (the mechanics
 are under test, not the model) over a session prepared with a saved policy version v001."""
 import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +14,7 @@ from tests.e2e.browser import browser_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+SHOTS = os.environ.get("RLHF_LAB_SCREENSHOTS")
 XSS = '<img src=x onerror="window.__xss=1"> **bold** <script>window.__xss=2</script>'
 
 
@@ -122,6 +125,9 @@ def test_vote_in_compare_tab_and_leaderboard_updates(tmp_path, tiny_model_dir):
                     page.locator("#lab-arena-b textarea").input_value()) == shown
             vote(page, "x")
             page.locator("#lab-arena-advice").filter(has_text="3 votes (all)").wait_for(timeout=10_000)
+            if SHOTS:
+                Path(SHOTS).mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(Path(SHOTS) / "compare.png"), full_page=True)
         meta = json.loads((tmp_path / "cmp" / "session.json").read_text())
         assert meta["policy_version"] == "v001"
     finally:
