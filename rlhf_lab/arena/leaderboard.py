@@ -81,7 +81,8 @@ def advice(rows: list[dict], votes: int, anchor: str = "base") -> list[str]:
                         "not separate them.")
         else:
             said.append(f"{hi['version']} leads {lo['version']} by {hi['rating'] - lo['rating']:.0f} points but "
-                        f"their intervals overlap: about {more} more votes to separate them, if the gap holds.")
+                        f"their intervals overlap: about {more} more vote{'' if more == 1 else 's'} to separate them, "
+                        "if the gap holds.")
     for r in rows:
         decided = r["wins"] + r["losses"]
         if r["votes"] and r["ties"] == 0 and decided and (r["wins"] == 0 or r["losses"] == 0):

@@ -40,8 +40,9 @@ def board_frames(lab, annotator: str | None) -> tuple[pd.DataFrame, pd.DataFrame
     said = result["warnings"] + result["advice"]
     if result["votes"]:
         n = result["votes"]
-        said.insert(0, f"{n} vote{'' if n == 1 else 's'} ({result['annotator']}). Ratings: Bradley–Terry, ties count half, "
-                       "base = 1000, 95% bootstrap intervals; a rank is shared where intervals overlap.")
+        said.insert(0, f"{n} vote{'' if n == 1 else 's'} ({result['annotator']}). Ratings: Bradley–Terry, ties "
+                       "count half, base = 1000, 95% bootstrap intervals; ranks separate only versions whose "
+                       "intervals do not overlap.")
     return pd.DataFrame(rows, columns=BOARD_COLUMNS), matrix, "\n\n".join(said)
 
 
