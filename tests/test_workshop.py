@@ -122,18 +122,26 @@ def test_scenario_runs_the_whole_loop_and_the_report_tells_it(lab, tiny_scenario
 
 
 def test_report_of_a_fresh_session_and_votes(lab, tmp_path):
-    (lab.session.root / "votes.jsonl").write_text("\n".join(json.dumps(v) for v in [
-        {"id": "1", "versions": ["base", "v001"], "winner": "b"},
-        {"id": "2", "versions": ["base", "v001"], "winner": "tie"},
-        {"id": "3", "versions": ["base", "v001"], "winner": "a"}, {"id": "4", "retracts": "3"}]) + "\n")
+    from rlhf_lab.data import votes as V
+
+    def vote(verdict, a="base", b="v001"):
+        return V.make_vote("q", V.side(a, "one", 3), V.side(b, "two", 3), verdict, annotator="human")
+
+    records = [vote("B"), vote("tie"), vote("A", "v001", "base"), vote("A")]
+    V.append_votes(lab.session.root, records)
+    V.retract_last(lab.session.root)  # the last vote (base won) is undone
     out = tmp_path / "r.html"
     lab.report(out)
     text = out.read_text()
     assert "No answers compared yet" in text and "Nothing ranked yet" in text
     assert "Arena leaderboard" in text
     board = re.search(r"Arena leaderboard</h2>(.*?)</table>", text, re.S).group(1)
-    cells = re.findall(r"<td class=''>([^<]*)</td>", board)
-    assert cells == ["v001", "1", "0", "1", "base", "0", "1", "1"]
+    rows = re.findall(r"<tr>(.*?)</tr>", board, re.S)
+    cells = [re.findall(r"<td[^>]*>([^<]*)</td>", r) for r in rows]
+    cells = [c for c in cells if c]
+    # v001 won two of three votes (one tie): it leads; wins / losses / ties as counted from the kept votes
+    assert [c[0] for c in cells] == ["v001", "base"]
+    assert cells[0][-3:] == ["2", "0", "1"] and cells[1][-3:] == ["0", "2", "1"]
 
 
 def test_cli_scenario_without_run_applies_it(lab, tmp_path, capsys):

@@ -237,6 +237,41 @@ def cmd_scenario(args) -> None:
                   file=sys.stderr, flush=True)
 
 
+def versions_arg(args) -> list[str] | None:
+    """--versions base,v001 as a list (None: every version of the session)."""
+    if not args.versions:
+        return None
+    versions = [v.strip() for v in args.versions.split(",") if v.strip()]
+    if len(set(versions)) < 2:
+        raise ConfigError(f"--versions needs at least two different versions separated by commas, e.g. base,v001; "
+                          f"got {args.versions!r}.")
+    return versions
+
+
+def cmd_arena(args) -> None:
+    """With a judge: it votes on --prompts blind matches, then the leaderboard of its votes. Without one (or with
+    --judge human): the leaderboard of the stored votes, no model loaded."""
+    import random
+
+    seed = args.seed if args.seed is not None else random.randrange(2**31)
+    if args.judge in (None, "human"):
+        lab = open_lab(args, with_model=False)
+        annotator = args.annotator or args.judge
+    else:
+        lab = open_lab(args)
+        for row in lab.run_arena(args.judge, versions_arg(args), args.prompts, generation_config(args), seed=seed):
+            if not row.get("summary"):
+                print(f"[{row['votes']}/{args.prompts}] votes ({' vs '.join(row['pair'])}), about "
+                      f"{row['eta_s']:.0f}s left", file=sys.stderr, flush=True)
+        annotator = args.annotator or f"judge:{args.judge}"
+    result = lab.leaderboard(annotator, rounds=args.rounds)
+    for line in result["warnings"] + result["advice"]:
+        print(f"note: {line}", file=sys.stderr)
+    emit({"leaderboard": result["leaderboard"], "votes": result["votes"], "annotator": result["annotator"],
+          "length_coef": result["length_coef"], "win_rate": result["win_rate"], "advice": result["advice"],
+          **({"seed": seed} if args.judge not in (None, "human") else {})})
+
+
 # ---- checks before any model loads -----------------------------------------------------------------------
 def precheck(args):
     """Check what needs no model; returns the parsed stdin cards for `rank`, else None."""
@@ -250,18 +285,22 @@ def precheck(args):
         validate_name(args.session)
     if getattr(args, "as_name", None) is not None:
         validate_name(args.as_name)
-    if args.command in ("generate", "simulate"):
+    if args.command in ("generate", "simulate", "arena"):
         generation_config(args)
     if args.command == "generate":
         require_prompt(args.prompt)
     if args.command == "import":
         read_trl(args.file, on_progress=lambda n, total: print(f"\rchecking {args.file}: line {n} of {total}",
                                                                end="", file=sys.stderr, flush=True))
-    if args.command in ("simulate", "evaluate"):
+    if args.command in ("simulate", "evaluate") or (args.command == "arena" and args.judge not in (None, "human")):
         get_judge(args.judge)
     if args.command == "scenario":
         from ..scenarios import get
         get(args.name)
+    if args.command == "arena":
+        versions_arg(args)
+        if not 1 <= args.prompts <= 10000:
+            raise ConfigError(f"--prompts must be between 1 and 10000, not {args.prompts}")
     if args.command == "rank":
         completions, truncated = read_stdin_cards()
         if args.verdict == "ranked" and not completions:
@@ -274,4 +313,5 @@ def precheck(args):
 COMMANDS = {"sessions": cmd_sessions, "serve": cmd_serve, "undo": cmd_undo, "export": cmd_export,
             "generate": cmd_generate, "rank": cmd_rank, "simulate": cmd_simulate, "import": cmd_import,
             "train-rm": cmd_train_rm, "ppo": cmd_ppo, "evaluate": cmd_evaluate,
-            "scenario": cmd_scenario, "pack": cmd_pack, "unpack": cmd_unpack, "report": cmd_report}
+            "scenario": cmd_scenario, "pack": cmd_pack, "unpack": cmd_unpack, "report": cmd_report,
+            "arena": cmd_arena}

@@ -158,4 +158,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, choices=names())
     p.add_argument("--run", action="store_true", help="run the whole loop (minutes); one JSON line at the end")
     p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("arena", help="blind A/B matches between policy versions voted by a judge, and the "
+                                     "Bradley-Terry leaderboard (without --judge: the leaderboard of the stored votes)")
+    model_args(p)
+    session_arg(p)
+    p.add_argument("--judge", default=None, help=JUDGE_HELP + "; 'human' or none: no voting, the leaderboard only")
+    p.add_argument("--versions", default=None, help="versions to compare, comma-separated, e.g. base,v001 "
+                                                    "(default: every version of the session)")
+    p.add_argument("--prompts", type=int, default=16, help="matches the judge votes on (one built-in prompt each)")
+    p.add_argument("--annotator", default=None, help="the leaderboard counts only these votes: human, judge:<name> "
+                                                     "or all (default: the judge's, else all)")
+    p.add_argument("--rounds", type=int, default=None, help="bootstrap resamples for the 95%% intervals "
+                                                             "(100-10000, default 200)")
+    generation_args(p, k=False)
     return parser

@@ -1,7 +1,7 @@
 """Lab: the headless facade. The UI, the CLI and notebooks call these methods and nothing else.
 
 The Lab holds the state every workflow shares (the loaded models, the open session, the job runner); each
-method hands the work to the module of its workflow: sessions, annotate, reward, ppo, evaluate.
+method hands the work to the module of its workflow: sessions, annotate, reward, ppo, evaluate, arena.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ..errors import LabBusy, LabError
 from ..modeling import checkpoints
 from ..modeling.adapters import LabModels
 from ..runtime.jobs import JobRunner
-from . import annotate, evaluate, ppo, report, reward, scenario, sessions, share
+from . import annotate, arena, evaluate, ppo, report, reward, scenario, sessions, share
 from . import export as exporting
 
 DEFAULT_SESSIONS = Path(__file__).resolve().parent.parent.parent / "sessions"
@@ -36,6 +36,7 @@ class Lab:
         self.score_cache: dict[tuple, float] = {}
         self.pending: dict | None = None  # generated cards not ranked yet: a reloaded page shows them again
         self.decode_note = ""  # which sampling path the loaded model uses, said at start-up
+        self.arena_matches: dict[str, dict] = {}  # drawn, not voted on: id -> match with its hidden versions
         self._model_lock = threading.Lock()
 
     # ---- state every workflow shares -------------------------------------------------------------------
@@ -162,6 +163,36 @@ class Lab:
     def unpack(self, source: Path | str, name: str | None = None) -> dict:
         """A packed session as a new session here (checked; never over an existing one)."""
         return share.unpack(self, source, name)
+
+    # ---- arena: blind A/B votes between policy versions and the leaderboard -------------------------------------
+    def draw_match(self, versions: list[str] | None = None, prompt: str | None = None,
+                   cfg: GenerationConfig | None = None, seed: int | None = None) -> dict:
+        return arena.draw(self, versions, prompt, cfg, seed)
+
+    def open_match(self) -> dict | None:
+        return arena.open_match(self)
+
+    def vote(self, match_id: str, verdict: str, annotator: str = "human") -> dict:
+        return arena.vote(self, match_id, verdict, annotator)
+
+    def undo_vote(self, annotator: str | None = None) -> dict:
+        return arena.undo(self, annotator)
+
+    def votes(self, annotator: str | None = None) -> list[dict]:
+        return arena.votes(self, annotator)[0]
+
+    def voters(self) -> list[str]:
+        return arena.annotators(self)
+
+    def leaderboard(self, annotator: str | None = None, rounds: int | None = None, seed: int = 0) -> dict:
+        return arena.leaderboard(self, annotator, rounds, seed)
+
+    def run_arena(self, judge: str, versions: list[str] | None = None, n_prompts: int = 16,
+                  cfg: GenerationConfig | None = None, seed: int = 0, inline: bool = True):
+        return arena.autopilot(self, judge, versions, n_prompts, cfg, seed, inline)
+
+    def answer_scores(self, ids: set[str] | None = None) -> dict[str, list[float]]:
+        return arena.scores_of_answers(self, ids)
 
     # ---- control ------------------------------------------------------------------------------------------------
     def stop(self) -> bool:

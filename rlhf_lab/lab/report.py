@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
 from pathlib import Path
 
 from .. import report, story as story_lines
@@ -16,35 +15,20 @@ from ..runtime import model_thread
 from .evaluate import EVALUATIONS
 from .ppo import session_judge
 
-VOTES = "votes.jsonl"
-
-
 def last_evaluation(session) -> dict | None:
     rows, _ = jsonl.read(session.root / EVALUATIONS)
     return rows[-1] if rows else None
 
 
 def leaderboard(lab, session) -> list[dict] | None:
-    """The arena's leaderboard where the lab has one; else wins, losses and ties per version tallied from
-    votes.jsonl (records naming two versions and a winner); None without votes."""
-    arena = getattr(lab, "leaderboard", None)
-    if callable(arena):
-        return arena()
-    votes, _ = jsonl.read(session.root / VOTES)
-    retracted = {v.get("retracts") for v in votes}
-    tally: dict[str, Counter] = {}
-    for vote in votes:
-        pair = vote.get("versions") or [vote.get("a"), vote.get("b")]
-        winner = vote.get("winner")
-        if "retracts" in vote or vote.get("id") in retracted or len(pair) != 2 or None in pair:
-            continue
-        for side, version in zip(("a", "b"), pair):
-            result = "ties" if winner in ("tie", "both_bad") else "wins" if winner in (side, version) else "losses"
-            tally.setdefault(str(version), Counter())[result] += 1
-    if not tally:
+    """The arena's Bradley-Terry leaderboard over all of the session's votes; None without votes."""
+    from .arena import leaderboard as arena_leaderboard
+
+    result = arena_leaderboard(lab)
+    if not result.get("votes"):
         return None
-    return [{"version": v, "wins": c["wins"], "losses": c["losses"], "ties": c["ties"]}
-            for v, c in sorted(tally.items(), key=lambda kv: -kv[1]["wins"])]
+    keep = ("version", "rank", "rating", "ci_low", "ci_high", "lc_rating", "wins", "losses", "ties")
+    return [{k: row[k] for k in keep if k in row} for row in result["leaderboard"]]
 
 
 def numbers(lab) -> dict:

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import api, ppo_tab, rank_tab, reward_tab, session_tab, story_panel
+from . import api, compare_tab, ppo_tab, rank_tab, reward_tab, session_tab, story_panel
 from .common import lab_marker
 
 # The progress bar is styled by hand: Chromium's default draws the empty track as a solid grey bar, so
 # 0% looked like a full bar. Table headers break between words only ("RM agrees"), never inside one.
 CSS = """
-.lab-card textarea { font-size: 0.95rem; line-height: 1.35; }
+.lab-card textarea, .lab-arena-card textarea { font-size: 0.95rem; line-height: 1.35; }
 .lab-progress { padding: 4px 0; }
 .lab-progress progress { -webkit-appearance: none; appearance: none; width: 50%; height: 14px;
   vertical-align: middle; border: 1px solid var(--border-color-primary); border-radius: 7px;
@@ -25,23 +25,28 @@ body.lab-large .lab-card textarea { font-size: 1.35rem; line-height: 1.4; }
 body.lab-large .prose, body.lab-large .lab-progress { font-size: 1.25rem; }
 """
 
-# Keyboard shortcuts: Alt+key clicks a button; the order box saves on Enter (Gradio's submit event).
+# Keyboard shortcuts: Alt+key clicks a button; the order box saves on Enter (Gradio's submit event). A key may
+# name buttons on several tabs (Alt+B: "All bad" when ranking, "B is better" when comparing): the visible one is
+# clicked. e.code is read where e.key is not a letter (Alt+letter types other characters on some layouts).
 HEAD = """
 <script>
 document.addEventListener('keydown', function (e) {
   if (!e.altKey || e.ctrlKey || e.metaKey) return;
-  const keys = {g: 'lab-generate', r: 'lab-random', b: 'lab-allbad', s: 'lab-skip', z: 'lab-undo'};
-  const k = e.key.toLowerCase();
+  const keys = {g: ['lab-generate'], r: ['lab-random'], b: ['lab-allbad', 'lab-vote-b'], s: ['lab-skip'],
+                z: ['lab-undo', 'lab-arena-undo'], a: ['lab-vote-a'], t: ['lab-vote-tie'], x: ['lab-vote-bad'],
+                n: ['lab-arena-draw']};
+  let k = e.key.toLowerCase();
+  if (!/^[a-z]$/.test(k) && e.code && e.code.startsWith('Key')) k = e.code.slice(3).toLowerCase();
   if (k === 'o') {
     const box = document.querySelector('#lab-order textarea, #lab-order input');
     if (box) { box.focus(); e.preventDefault(); }
     return;
   }
-  const id = keys[k];
-  if (!id) return;
-  const el = document.getElementById(id);
-  const button = el && (el.tagName === 'BUTTON' ? el : el.querySelector('button'));
-  if (button) { button.click(); e.preventDefault(); }
+  for (const id of keys[k] || []) {
+    const el = document.getElementById(id);
+    const button = el && (el.tagName === 'BUTTON' ? el : el.querySelector('button'));
+    if (button && button.getClientRects().length) { button.click(); e.preventDefault(); return; }
+  }
 });
 </script>
 """
@@ -54,6 +59,7 @@ def build_ui(lab) -> gr.Blocks:
         rank = rank_tab.build(lab)
         reward_tab.build(lab)
         ppo_tab.build(lab)
+        compare = compare_tab.build(lab)
         session = session_tab.build(lab)
         api.build(lab)
         # When a job starts or ends (PPO made v001, a reward model was trained), the counters, the rankings
@@ -76,5 +82,6 @@ def build_ui(lab) -> gr.Blocks:
                            story["refresh"]()),
                   None, [session["summary"], rank["counters"], rank["table"], session["sessions"], story["story"]]
                   ).then(rank["restore"], None, rank["cards"]
+                         ).then(compare["restore"], None, compare["match_outputs"]
                          ).then(rank["agreement"], None, [rank["table"]], show_progress="hidden")
     return demo

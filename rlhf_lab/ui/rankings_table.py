@@ -12,9 +12,9 @@ from ..data.rankings import format_order
 from ..errors import LabError
 
 AGREEMENT_ROWS = 10  # the newest 10 rankings are enough to judge agreement
-COLUMNS = ["#", "round", "policy", "prompt", "best answer", "verdict", "order", "annotator", "RM agrees"]
+COLUMNS = ["#", "round", "policy", "prompt", "best answer", "BT", "verdict", "order", "annotator", "RM agrees"]
 # Long text gets the room; short columns are wide enough for their header on one line at 1400 px.
-WIDTHS = ["44px", "70px", "76px", "21%", "29%", "90px", "80px", "104px", "100px"]
+WIDTHS = ["44px", "70px", "76px", "19%", "27%", "64px", "90px", "80px", "104px", "100px"]
 MAX_CHARS = 160  # a cell shows this much; the whole text is on disk and in exports
 
 
@@ -24,17 +24,21 @@ def _stamp(lab) -> str | None:
 
 
 def rankings_table(lab, agree: dict, limit: int = 50) -> pd.DataFrame:
-    """The newest `limit` rankings, newest first; "RM agrees" only where `agree` already has it."""
+    """The newest `limit` rankings, newest first; "RM agrees" only where `agree` already has it. "BT" is the
+    best answer's Bradley–Terry score within its prompt (all rankings of that prompt together; mean 1000)."""
     if lab.session is None:
         return pd.DataFrame(columns=COLUMNS)
     stamp = _stamp(lab)
     records = lab.rankings()
+    shown = list(enumerate(records, start=1))[-limit:][::-1]
+    bt = lab.answer_scores({rec["id"] for _, rec in shown})
     rows = []
-    for n, rec in list(enumerate(records, start=1))[-limit:][::-1]:
+    for n, rec in shown:
         result = agree.get((rec["id"], stamp)) if stamp else None
         mark = f"{'✔' if result[0] == result[1] else '✘'} {result[0]}/{result[1]}" if result else ""
         best = rec["completions"][rec["ranking"][0][0]] if rec["ranking"] else ""
-        rows.append([n, rec.get("round", 0), rec.get("policy", ""), rec["prompt"], best, rec["verdict"],
+        score = bt[rec["id"]][rec["ranking"][0][0]] if rec["id"] in bt else ""
+        rows.append([n, rec.get("round", 0), rec.get("policy", ""), rec["prompt"], best, score, rec["verdict"],
                      format_order(rec["ranking"]) if rec["ranking"] else "", rec.get("annotator", ""), mark])
     return pd.DataFrame(rows, columns=COLUMNS)
 
