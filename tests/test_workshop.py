@@ -165,3 +165,18 @@ def test_cli_report_needs_no_model_and_refuses_a_missing_session(lab, tmp_path, 
                  "--sessions-dir", str(lab.sessions_dir)]) == 2
     assert "No session named 'nope'" in capsys.readouterr().err
     assert sorted(p.name for p in lab.sessions_dir.iterdir()) == before and not (tmp_path / "x.html").exists()
+
+
+def test_a_judge_ranks_its_own_prompt_set_and_evaluate_prefers_unranked_prompts(lab):
+    from rlhf_lab.data.prompts import prompt_set
+
+    assert scenarios.prompts_for_judge("enthusiastic") == list(prompt_set("cheerful"))
+    assert scenarios.prompts_for_judge("mentions:you") == list(prompt_set("mention_you"))
+    assert scenarios.prompts_for_judge("package.module:fn") == list(prompt_set("general"))
+    cheerful = set(prompt_set("cheerful"))
+    rows = [r for r in lab.simulate("enthusiastic", 3, GenerationConfig(k=2, max_new_tokens=4), seed=1)
+            if not r.get("summary")]
+    ranked = {r["prompt"] for r in rows}
+    assert len(ranked) == 3 and ranked <= cheerful
+    result = lab.evaluate("enthusiastic", len(cheerful) - 3, seed=7)
+    assert {e["prompt"] for e in result["examples"]} <= cheerful - ranked  # unranked prompts come first

@@ -26,7 +26,7 @@ def model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="4bit", choices=["4bit", "bf16", "fp32"])
     p.add_argument("--trust-remote-code", action="store_true", help="allow the model folder to run its own code")
     p.add_argument("--system-prompt", default=None,
-                   help="system message in every prompt (default: ask for two or three sentences; 'none' keeps "
+                   help="system message in every prompt (default: ask for one or two short sentences; 'none' keeps "
                         "the model's own); a new session stores it")
 
 
@@ -166,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge", default=None, help=JUDGE_HELP + "; 'human' or none: no voting, the leaderboard only")
     p.add_argument("--versions", default=None, help="versions to compare, comma-separated, e.g. base,v001 "
                                                     "(default: every version of the session)")
-    p.add_argument("--prompts", type=int, default=16, help="matches the judge votes on (one built-in prompt each)")
+    p.add_argument("--prompts", type=int, default=16,
+                   help="matches the judge votes on (one prompt each, from the judge's prompt set)")
     p.add_argument("--annotator", default=None, help="the leaderboard counts only these votes: human, judge:<name> "
                                                      "or all (default: the judge's, else all)")
     p.add_argument("--rounds", type=int, default=None, help="bootstrap resamples for the 95%% intervals "

@@ -13,10 +13,13 @@ class PPOConfig:
     """Rollouts per step (prompts sampled from the session's prompts and the built-in set). 16, not 8: a
     batch KL estimate from 8 answers is noisy (one step of a 20-step run read -0.11 nats while the policy
     had barely moved) and so are the advantages; a decode step costs little more for 16 rows than for 8."""
-    max_new_tokens: int = 48
-    """Response cap during PPO: shorter than ranking to keep a step near 10 s on CPU."""
-    temperature: float = 1.0
-    """Sample from the policy itself (PPO's log-probs assume the unmodified distribution)."""
+    max_new_tokens: int = 128
+    """Response cap during PPO, the same as ranking: rollouts must look like what the person ranked (at 48
+    tokens most were cut, and the reward model, trained on finished answers, scored "cut" not content)."""
+    temperature: float = 0.8
+    """Sampling temperature, the same as ranking. The policy PPO optimises is this tempered distribution:
+    log-probs, KL and entropy are all computed from logits / temperature (as TRL does). At 1.0 SmolLM2 rambles
+    and fewer answers finish."""
     num_ppo_epochs: int = 2
     """Passes over each batch. 2 instead of TRL's 4: half the CPU time, nearly the same gain here."""
     num_mini_batches: int = 2

@@ -20,8 +20,9 @@ class RewardConfig:
     """LoRA on the top N layers only: backprop stops there, so a step costs about half (0 = all layers)."""
     batch_rankings: int = 4
     """Rankings per optimizer step; every completion is scored once and all its pairs share it."""
-    eval_fraction: float = 0.2
-    """Share of prompts held out for accuracy (split by prompt, never by pair)."""
+    eval_fraction: float = 0.25
+    """Share of prompts held out for accuracy (split by prompt, never by pair). A quarter, not a fifth: 32
+    ranked prompts then hold out 8 (up to 48 pairs), enough for an accuracy interval narrower than +-0.15."""
     margin: float = 0.0
     """Optional margin in -log sigmoid(r_c - r_r - margin); 0 is plain Bradley-Terry."""
     center_coef: float = 0.01

@@ -49,7 +49,9 @@ def generate_stream(lab, prompt: str, cfg: GenerationConfig | None = None) -> It
     started = time.monotonic()
 
     def on_step(partial):
-        if partial.shape[1] % 4 == 0:  # every 4 tokens is smooth enough and keeps decoding cheap
+        # The first token at once (the card shows life within a second), then every 4: smooth enough and
+        # keeps decoding cheap.
+        if partial.shape[1] == 1 or partial.shape[1] % 4 == 0:
             tokens, elapsed = partial.shape[1], time.monotonic() - started
             # An upper bound: answers that reach EOS end sooner than max_new_tokens.
             eta = elapsed / tokens * (cfg.max_new_tokens - tokens)

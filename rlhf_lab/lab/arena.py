@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from typing import Iterator
 
-from .. import judges
+from .. import judges, scenarios
 from ..arena.answer_scores import answer_scores
 from ..arena.leaderboard import leaderboard as board
 from ..arena.matches import BASE, judge_verdict, sample_version
@@ -173,7 +173,7 @@ def _autopilot_rows(lab, session, fn, judge: str, chosen: list[str], n: int, cfg
     rng = random.Random(seed)
     pairs = list(itertools.combinations(chosen, 2))
     rng.shuffle(pairs)
-    prompts = builtin.sample_prompts(n, seed=seed)
+    prompts = builtin.sample_prompts(n, seed, scenarios.prompts_for_judge(judge))  # where the judge's taste shows
     by_pair: dict[tuple, list[str]] = {}
     for i, prompt in enumerate(prompts):
         by_pair.setdefault(pairs[i % len(pairs)], []).append(prompt)
