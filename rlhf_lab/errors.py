@@ -55,3 +55,7 @@ class DiskFull(StorageError):
 
 class BrokenAdapter(LabError, RuntimeError):
     """A saved adapter folder is missing a file or holds one that cannot be read; the message names it."""
+
+
+class NoDemonstrations(LabError, ValueError):
+    """SFT needs demonstrations (answers a person wrote) and the session has none."""

@@ -176,7 +176,7 @@ def cmd_ppo(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    result = open_lab(args).evaluate(args.judge, args.prompts, seed=args.seed)
+    result = open_lab(args).evaluate(args.judge, args.prompts, seed=args.seed, policy=args.policy)
     emit({k: v for k, v in result.items() if k != "examples"})
 
 
@@ -206,9 +206,24 @@ def precheck(args):
             raise ConfigError("There were no answers on stdin to rank: pipe in what `generate` printed.")
         ranking = parse_order(args.order, len(completions)) if args.verdict == "ranked" else []
         return completions, truncated, ranking
+    from .learning import precheck as learning_precheck
+    learning_precheck(args)
     return None
 
 
 COMMANDS = {"sessions": cmd_sessions, "serve": cmd_serve, "undo": cmd_undo, "export": cmd_export,
             "generate": cmd_generate, "rank": cmd_rank, "simulate": cmd_simulate, "import": cmd_import,
             "train-rm": cmd_train_rm, "ppo": cmd_ppo, "evaluate": cmd_evaluate}
+
+
+
+def _learning(name: str):
+    """A command of cli/learning.py, imported when it runs (that module imports this one's helpers)."""
+    def run(args):
+        from .learning import COMMANDS as LEARNING
+        return LEARNING[name](args)
+    return run
+
+
+COMMANDS.update({name: _learning(name) for name in ("dpo", "sft", "demonstrate", "versions", "export-demonstrations",
+                                                    "import-demonstrations")})

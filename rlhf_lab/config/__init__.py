@@ -5,6 +5,7 @@ from ..errors import ConfigError
 from .common import MAX_K, MAX_NEW_TOKENS_LIMIT, check_range, from_dict
 from .generation import GenerationConfig
 from .model import ModelConfig
+from .dpo import DPOConfig, SFTConfig
 from .ppo import PPOConfig
 from .reward import RewardConfig
 
@@ -14,4 +15,4 @@ def to_dict(cfg) -> dict:
 
 
 __all__ = ["ModelConfig", "GenerationConfig", "RewardConfig", "PPOConfig", "ConfigError", "check_range",
-           "from_dict", "to_dict", "replace", "MAX_K", "MAX_NEW_TOKENS_LIMIT"]
+           "DPOConfig", "SFTConfig", "from_dict", "to_dict", "replace", "MAX_K", "MAX_NEW_TOKENS_LIMIT"]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -17,17 +16,7 @@ def export_trl(pairs: list[Pair], path: Path) -> int:
     path = Path(path)
     if not path.parent.exists():
         raise RankingInputError(f"Folder {path.parent} does not exist.")
-    blob = jsonl.encode([{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs])
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise jsonl.storage_error(path, err) from err
+    jsonl.write_lines_atomic(path, [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs])
     return len(pairs)
 
 

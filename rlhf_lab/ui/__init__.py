@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import api, ppo_tab, rank_tab, reward_tab, session_tab
+from . import api, dpo_tab, ppo_tab, rank_tab, reward_tab, session_tab, sft_tab
 from .common import lab_marker
 
 # The progress bar is styled by hand: Chromium's default draws the empty track as a solid grey bar, so
@@ -49,6 +49,8 @@ def build_ui(lab) -> gr.Blocks:
         rank = rank_tab.build(lab)
         reward_tab.build(lab)
         ppo_tab.build(lab)
+        dpo_tab.build(lab)
+        sft_tab.build(lab)
         session = session_tab.build(lab)
         api.build(lab)
         # When a job starts or ends (PPO made v001, a reward model was trained), the counters, the rankings

@@ -1,0 +1,93 @@
+"""DPO and SFT settings, named as TRL names them. Defaults are chosen for SmolLM2-135M (LoRA r=16 on the top 8
+layers) on a 2-core CPU, with the few dozen rankings a workshop makes; each says why."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .common import MAX_NEW_TOKENS_LIMIT, check_range
+from .reward import RewardConfig
+from ..errors import ConfigError
+
+LOSS_TYPES = ("sigmoid", "ipo")
+
+
+def _check_common(cfg) -> None:
+    check_range("epochs", cfg.epochs, 1, 100)
+    if not 0 < cfg.learning_rate < 1:
+        raise ConfigError(f"learning rate must be in (0, 1), not {cfg.learning_rate}")
+    if not 0 < cfg.eval_fraction < 1:
+        raise ConfigError(f"eval_fraction must be in (0, 1), not {cfg.eval_fraction}")
+    check_range("max_prompt_length", cfg.max_prompt_length, 8, MAX_NEW_TOKENS_LIMIT)
+    check_range("max_completion_length", cfg.max_completion_length, 1, MAX_NEW_TOKENS_LIMIT)
+
+
+@dataclass(frozen=True)
+class DPOConfig:
+    beta: float = 0.1
+    """Strength of the implicit KL anchor to the reference (the base, adapters off): Rafailov et al.'s and TRL's
+    default. The implicit reward is beta * log(pi / pi_ref); smaller beta lets the policy move further."""
+    loss_type: str = "sigmoid"
+    """'sigmoid' (DPO: -log sigmoid(beta * h)) or 'ipo' (Azar et al. 2023: (h - 1/(2 beta))^2 on per-token
+    mean log-probs, which stops pushing once the margin is reached instead of driving it to infinity)."""
+    epochs: int = 2
+    """Passes over the training pairs. A session of 32 rankings gives ~7 steps per epoch; DPO on a few dozen
+    pairs overfits within a few epochs (held-out rewards/margins turns down while the training one keeps
+    rising), so 2 passes rather than TRL's 3; watch eval/rewards/margins and run again if it still rises."""
+    learning_rate: float = 1e-4
+    """Adam step for the policy LoRA. TRL's 5e-7..5e-6 are for full fine-tuning of large models; a rank-16
+    LoRA on the top 8 layers with only ~15 steps per run needs a step near PPO's 1.5e-4 to move at all, and a
+    little below it because every DPO step pushes on every pair at once (PPO's steps are clipped)."""
+    batch_rankings: int = 4
+    """Rankings per optimizer step. Every answer of a ranking is scored once and all its pairs share it:
+    4 rankings of 4 answers are 16 sequences for up to 24 pairs."""
+    eval_fraction: float = RewardConfig.eval_fraction
+    """Share of prompts held out, the reward model's share: the split is by prompt hash, so DPO holds out
+    exactly the prompts the reward model held out and the two held-out accuracies compare."""
+    max_prompt_length: int = 256
+    """Prompt tokens kept (chat template included); longer prompts keep their end, next to the answer."""
+    max_completion_length: int = 192
+    """Answer tokens kept; a longer answer is cut and then counts as unfinished (no EOS). 192 covers the
+    ranking tab's default 128-token answers."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping."""
+    seed: int = 0
+    """Seed for the shuffle."""
+
+    def __post_init__(self):
+        if self.loss_type not in LOSS_TYPES:
+            raise ConfigError(f"loss_type must be one of {', '.join(LOSS_TYPES)}, not {self.loss_type!r}")
+        if not 0 < self.beta <= 10:
+            raise ConfigError(f"beta must be above 0 and at most 10, not {self.beta}")
+        check_range("batch_rankings", self.batch_rankings, 1, 64)
+        _check_common(self)
+
+    @property
+    def average_logps(self) -> bool:
+        """IPO compares per-token mean log-probs (as TRL does for it); DPO compares sums."""
+        return self.loss_type == "ipo"
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    epochs: int = 3
+    """Passes over the demonstrations (TRL's default). 16 demonstrations in batches of 4 are ~3 steps per
+    epoch, so 3 epochs are ~10 optimizer steps."""
+    learning_rate: float = 2e-4
+    """Adam step for the policy LoRA: the usual rate for LoRA SFT (TRL's PEFT examples); with ~10 steps a
+    smaller one barely moves a rank-16 adapter."""
+    batch_size: int = 4
+    """Demonstrations per optimizer step; the loss is the mean over all their answer tokens (as TRL's)."""
+    eval_fraction: float = 0.25
+    """Share of prompts whose demonstrations are held out to measure their log-likelihood (4 of 16)."""
+    max_prompt_length: int = 256
+    """Prompt tokens kept (chat template included); longer prompts keep their end."""
+    max_completion_length: int = 256
+    """Answer tokens trained on; a person's answer longer than this is cut (and then gets no EOS)."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping."""
+    seed: int = 0
+    """Seed for the shuffle."""
+
+    def __post_init__(self):
+        check_range("batch size", self.batch_size, 1, 256)
+        _check_common(self)
