@@ -16,7 +16,7 @@ import torch
 from .. import metrics as M
 from ..config import DPOConfig
 from ..data.pairs import Group, Pair, count_pairs, groups_from_pairs, split_by_prompt
-from ..errors import NotEnoughPairs
+from ..errors import NotEnoughPairs, Stopped
 from ..modeling.adapters import POLICY, LabModels
 from .answers import AnswerCache, AnswerKey, answer_logps
 from .epochs import train_epochs
@@ -42,12 +42,15 @@ def policy_logps(models: LabModels, keys: list[AnswerKey], cache: AnswerCache, a
 
 
 @torch.no_grad()
-def reference_logps(models: LabModels, groups: list[Group], cache: AnswerCache, average: bool,
-                    batch: int = 4) -> dict[AnswerKey, float]:
-    """Every answer's log-prob under the reference (adapters off), computed once for the whole run."""
+def reference_logps(models: LabModels, groups: list[Group], cache: AnswerCache, average: bool, batch: int = 4,
+                    stop_event: threading.Event | None = None) -> dict[AnswerKey, float]:
+    """Every answer's log-prob under the reference (adapters off), computed once for the whole run. A stop
+    asked for meanwhile raises Stopped: nothing has been trained yet."""
     out: dict[AnswerKey, float] = {}
     with models.reference():
         for start in range(0, len(groups), batch):
+            if stop_event is not None and stop_event.is_set():
+                raise Stopped("DPO stopped before its first step")
             keys = list(dict.fromkeys(group_keys(groups[start:start + batch])[0]))
             out.update(zip(keys, policy_logps(models, keys, cache, average).tolist()))
     return out
@@ -94,7 +97,7 @@ def train_dpo(models: LabModels, pairs: list[Pair], cfg: DPOConfig,
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
     cache = AnswerCache(models, cfg.max_prompt_length, cfg.max_completion_length)
     # 1. Reference log-probs of every answer, once: the reference (adapters off) never changes.
-    ref = reference_logps(models, groups, cache, cfg.average_logps)
+    ref = reference_logps(models, groups, cache, cfg.average_logps, stop_event=stop_event)
 
     # 2. One step on a minibatch of rankings: every pair of them at once.
     def step_loss(batch: list[Group]):

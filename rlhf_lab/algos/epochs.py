@@ -33,7 +33,8 @@ def train_epochs(items: list, batch: int, epochs: int, seed: int, params: list[t
 
     def eval_row(epoch: int) -> dict:
         evals.append({**evaluate(), "eval_step": step})
-        return {**base_row, "step": step, "epoch": epoch, **evals[-1], "time/elapsed_s": time.monotonic() - started}
+        return {**base_row, "step": step, "epoch": epoch, **evals[-1], "progress": step / total_steps,
+                "time/elapsed_s": time.monotonic() - started}
 
     yield eval_row(0)  # the baseline the plots start from
     for epoch in range(epochs):

@@ -87,12 +87,12 @@ def _train(rows, keys: tuple[str, ...]) -> dict:
     for row in rows:
         if row.get("summary"):
             summary = row
-        elif "progress" in row:
+        elif keys[0] in row:  # a held-out evaluation: before training and after each epoch
+            print(f"\nafter step {row['step']}: " + " ".join(f"{k} {row[k]:.3f}" for k in keys), file=sys.stderr,
+                  flush=True)
+        else:
             print(f"\rstep {row['step']} · {row['progress']:.0%} · ETA {row['eta_s']:.0f}s   ", end="",
                   file=sys.stderr, flush=True)
-        else:
-            print("\n" + " ".join(f"{k} {row[k]:.3f}" for k in keys if row.get(k) is not None), file=sys.stderr,
-                  flush=True)
     return summary
 
 
@@ -111,14 +111,15 @@ def cmd_dpo(args) -> None:
     cfg = DPOConfig(epochs=args.epochs, beta=args.beta, learning_rate=args.learning_rate, loss_type=args.loss_type,
                     batch_rankings=args.batch_rankings, seed=args.seed)
     summary = _train(open_lab(args).dpo(cfg), DPO_KEYS)
-    emit({**_summary(summary, DPO_KEYS), "pairs_train": summary["pairs_train"], "pairs_eval": summary["pairs_eval"]})
+    emit({**_summary(summary, DPO_KEYS), "pairs_train": summary.get("pairs_train"),
+          "pairs_eval": summary.get("pairs_eval")})
 
 
 def cmd_sft(args) -> None:
     cfg = SFTConfig(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size, seed=args.seed)
     summary = _train(open_lab(args).sft(cfg), SFT_KEYS)
-    emit({**_summary(summary, SFT_KEYS), "demonstrations_train": summary["demonstrations_train"],
-          "demonstrations_eval": summary["demonstrations_eval"]})
+    emit({**_summary(summary, SFT_KEYS), "demonstrations_train": summary.get("demonstrations_train"),
+          "demonstrations_eval": summary.get("demonstrations_eval")})
 
 
 def cmd_demonstrate(args) -> None:

@@ -71,10 +71,13 @@ class DPOConfig:
 class SFTConfig:
     epochs: int = 3
     """Passes over the demonstrations (TRL's default). 16 demonstrations in batches of 4 are ~3 steps per
-    epoch, so 3 epochs are ~10 optimizer steps."""
-    learning_rate: float = 2e-4
-    """Adam step for the policy LoRA: the usual rate for LoRA SFT (TRL's PEFT examples); with ~10 steps a
-    smaller one barely moves a rank-16 adapter."""
+    epoch, so 3 epochs are ~10 optimizer steps; more overfit at the default rate (see learning_rate)."""
+    learning_rate: float = 5e-4
+    """Adam step for the policy LoRA. Measured on 16 demonstrations a concise judge picked from SmolLM2's own
+    answers (12 trained, 4 held out, 3 epochs): 2e-4 raised the held-out log-likelihood by 0.2 nats per answer,
+    5e-4 by 0.7 and still rising at the end, 1e-3 by 1.0 after 2 epochs and then less (overfitting); with 6
+    epochs 5e-4 peaked after 3. Answers a person writes are further from the model than its own samples, so
+    they have more to teach at the same rate."""
     batch_size: int = 4
     """Demonstrations per optimizer step; the loss is the mean over all their answer tokens (as TRL's)."""
     eval_fraction: float = 0.25

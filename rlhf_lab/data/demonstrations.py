@@ -8,7 +8,6 @@ Record: {"id", "time", "round", "prompt", "completion", "shown": [texts], "shown
 """
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from ..errors import RankingInputError, SessionError
 from . import jsonl
 from .pairs import Pair, session_pairs
+from .preference_files import import_rows
 
 FILE = "demonstrations.jsonl"
 
@@ -134,18 +134,8 @@ def _content(value, role: str) -> str | None:
 def read_sft(path: Path) -> list[tuple[str, str]]:
     """(prompt, completion) rows of a TRL prompt-completion JSONL file, conversational or standard. Every line
     is checked before any is used; RankingInputError names the first bad one."""
-    try:
-        lines = Path(path).read_bytes().decode("utf-8-sig").split("\n")
-    except (OSError, UnicodeDecodeError) as err:
-        raise RankingInputError(f"Cannot read {path}: {err}; nothing was imported.") from err
     rows = []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            row = None
+    for n, row in import_rows(path):
         prompt = _content(row.get("prompt"), "user") if isinstance(row, dict) else None
         completion = _content(row.get("completion"), "assistant") if isinstance(row, dict) else None
         if not prompt or not prompt.strip() or not completion or not completion.strip():

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..errors import RankingInputError
 from . import jsonl
@@ -33,17 +33,16 @@ def _row_problem(row) -> str | None:
     return None
 
 
-def read_trl(path: Path, on_progress: Callable[[int, int], None] | None = None,
-             every: int = 10000) -> list[Pair]:
-    """Read preference JSONL (prompt, chosen, rejected), every line checked before any is used; raises
-    RankingInputError naming the first bad line. Lines are split on "\n" only (never splitlines(), which
-    also splits inside texts holding U+2028 or U+2029). on_progress(lines checked, lines) is called every
-    `every` lines, so a large file shows progress while it is checked."""
+def import_rows(path: Path, on_progress: Callable[[int, int], None] | None = None,
+                every: int = 10000) -> Iterator[tuple[int, object]]:
+    """(line number, the line's JSON or None where it does not parse) for every non-blank line of a file to
+    import. Lines are split on "\n" only (never splitlines(), which also splits inside texts holding U+2028 or
+    U+2029). on_progress(lines checked, lines) is called every `every` lines, so a large file shows progress
+    while it is checked."""
     try:
         lines = Path(path).read_bytes().decode("utf-8-sig").split("\n")
     except (OSError, UnicodeDecodeError) as err:
         raise RankingInputError(f"Cannot read {path}: {err}; nothing was imported.") from err
-    pairs = []
     for n, line in enumerate(lines, start=1):
         if on_progress is not None and n % every == 0:
             on_progress(n, len(lines))
@@ -53,6 +52,15 @@ def read_trl(path: Path, on_progress: Callable[[int, int], None] | None = None,
             row = json.loads(line)
         except ValueError:
             row = None
+        yield n, row
+
+
+def read_trl(path: Path, on_progress: Callable[[int, int], None] | None = None,
+             every: int = 10000) -> list[Pair]:
+    """Read preference JSONL (prompt, chosen, rejected), every line checked before any is used; raises
+    RankingInputError naming the first bad line."""
+    pairs = []
+    for n, row in import_rows(path, on_progress, every):
         problem = _row_problem(row)
         if problem:
             raise RankingInputError(f"{path} line {n} {problem}; nothing was imported.")

@@ -15,7 +15,7 @@ from typing import Iterator
 
 from ..data.meta import SessionMeta
 from ..data.session import Session
-from ..errors import LabError
+from ..errors import LabError, Stopped
 from ..modeling import checkpoints
 from ..modeling.adapters import POLICY
 
@@ -74,6 +74,9 @@ def run_and_save(lab, session: Session, algorithm: str, rows: Iterator[dict], da
             yield row
         if summary["step"]:
             summary["policy_version"] = save_version(lab, session, start, algorithm, data, cfg, summary)
+    except Stopped:  # before the first step (DPO's reference pass): nothing was trained, nothing is saved
+        models.restore(POLICY, before)
+        summary = {"phase": algorithm, "summary": True, "step": 0, "stopped": True, "round": start.round + 1}
     except BaseException:
         models.restore(POLICY, before)
         raise
