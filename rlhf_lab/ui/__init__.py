@@ -45,7 +45,8 @@ document.addEventListener('keydown', function (e) {
 
 def build_ui(lab) -> gr.Blocks:
     with gr.Blocks(title="rlhf_lab") as demo:
-        gr.Markdown("# rlhf_lab\nRank answers → train a reward model → run PPO → watch reward and KL → repeat.")
+        gr.Markdown("# rlhf_lab\nRank answers → train a reward model → run PPO → watch reward and KL → repeat. "
+                    "Or learn straight from the rankings (DPO), or from answers you write (SFT).")
         rank = rank_tab.build(lab)
         reward_tab.build(lab)
         ppo_tab.build(lab)
