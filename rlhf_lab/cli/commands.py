@@ -216,7 +216,6 @@ COMMANDS = {"sessions": cmd_sessions, "serve": cmd_serve, "undo": cmd_undo, "exp
             "train-rm": cmd_train_rm, "ppo": cmd_ppo, "evaluate": cmd_evaluate}
 
 
-
 def _learning(name: str):
     """A command of cli/learning.py, imported when it runs (that module imports this one's helpers)."""
     def run(args):

@@ -97,7 +97,8 @@ def _train(rows, keys: tuple[str, ...]) -> dict:
 
 
 def _summary(summary: dict, keys: tuple[str, ...]) -> dict:
-    out = {k: summary.get(k) for k in ("policy_version", "step", "stopped", "seconds")}
+    # held_out False: every prompt was needed for training, so the eval/ numbers are on training data
+    out = {k: summary.get(k) for k in ("policy_version", "step", "stopped", "held_out", "seconds")}
     for k in keys:
         out[f"start/{k}"], out[k] = summary.get(f"start/{k}"), summary.get(k)
     return out

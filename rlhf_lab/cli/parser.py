@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "target_kl", "kl_estimator", "seed"))
     p.add_argument("--fixed-kl", action="store_true", help="keep kl_coef fixed (no adaptive controller)")
 
-    p = sub.add_parser("evaluate", help="judge a policy version (default: the newest) against the reference on fresh samples")
+    p = sub.add_parser("evaluate", help="judge a policy version (default: the newest) against the reference on "
+                                        "fresh samples")
     model_args(p)
     session_arg(p)
     p.add_argument("--judge", required=True, help=JUDGE_HELP)

@@ -26,8 +26,8 @@ def counters(lab) -> str:
         return "No session open."
     c, meta = lab.counts(), lab.meta()
     return (f"**{c['rankings']}** rankings · **{c['pairs']}** pairs · {c['all_bad']} all bad · "
-            f"{c['skipped']} skipped · {c['demonstrations']} written answers · session `{lab.session.name}` · policy `{meta.policy_version}` "
-            f"· round {meta.round}")
+            f"{c['skipped']} skipped · {c['demonstrations']} written answers · session `{lab.session.name}` "
+            f"· policy `{meta.policy_version}` · round {meta.round}")
 
 
 def generating_text(event: dict) -> str:
