@@ -60,3 +60,7 @@ class BrokenAdapter(LabError, RuntimeError):
 class ExportError(LabError, RuntimeError):
     """An export cannot be written as asked (a folder in the way, an adapter that does not fit its base);
     nothing was written."""
+
+
+class NoDemonstrations(LabError, ValueError):
+    """SFT needs demonstrations (answers a person wrote) and the session has none."""

@@ -41,3 +41,26 @@ def to_frame(rows: list[dict], phase: str | None = None) -> pd.DataFrame:
             return df.iloc[0:0]
         df = df[df["phase"] == phase]
     return df.reset_index(drop=True)
+
+# DPO (TRL's names; the held-out ones are the same names behind "eval/")
+DPO_LOSS = "loss/dpo"                        # -log sigmoid(beta * h) (or IPO's squared loss) on training batches
+REWARDS_CHOSEN = "rewards/chosen"            # beta * (log pi - log pi_ref) of the preferred answers
+REWARDS_REJECTED = "rewards/rejected"        # the same for the other answers
+REWARDS_MARGINS = "rewards/margins"          # mean rewards/chosen - rewards/rejected
+REWARDS_ACCURACIES = "rewards/accuracies"    # share of pairs with chosen reward > rejected reward (ties wrong)
+LOGPS_CHOSEN = "logps/chosen"                # policy log-prob of the preferred answers (sum, IPO: mean per token)
+LOGPS_REJECTED = "logps/rejected"
+# SFT
+SFT_LOSS = "loss/sft"                        # mean negative log-likelihood per answer token
+TOKEN_ACCURACY = "mean_token_accuracy"       # share of answer tokens that are the policy's top choice
+DEMO_LOGPS = "logps/demonstrations"          # mean log-likelihood (nats) of a whole demonstration answer
+
+
+def held_out(name: str) -> str:
+    """The held-out twin of a training metric: eval/rewards/accuracies beside rewards/accuracies."""
+    return "eval/" + name
+
+
+EVAL_DPO_ACCURACY = held_out(REWARDS_ACCURACIES)
+EVAL_DPO_MARGINS = held_out(REWARDS_MARGINS)
+EVAL_DEMO_LOGPS = held_out(DEMO_LOGPS)

@@ -72,3 +72,42 @@ def ppo_figure(df: pd.DataFrame) -> go.Figure:
     _step_axes(fig, df, "PPO step")
     fig.update_layout(height=560, title="PPO", legend=dict(orientation="h", y=-0.14))
     return fig
+
+
+def _latest_run(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["run"] == df["run"].iloc[-1]] if "run" in df else df
+
+
+def dpo_figure(df: pd.DataFrame) -> go.Figure:
+    """The latest DPO run: loss, implicit-reward margin and accuracy (training batches and held-out pairs), and
+    the chosen and rejected rewards, per optimizer step."""
+    if df.empty or M.held_out(M.REWARDS_ACCURACIES) not in df:
+        return _empty("DPO", "Run DPO to see its loss and implicit rewards here.")
+    df = _latest_run(df)
+    fig = make_subplots(rows=1, cols=4, subplot_titles=("DPO loss", "reward margin (chosen − rejected)",
+                                                        "reward accuracy", "rewards: chosen vs rejected"))
+    for col, key in ((1, M.DPO_LOSS), (2, M.REWARDS_MARGINS), (3, M.REWARDS_ACCURACIES)):
+        _line(fig, df, "step", key, f"train {key}", 1, col)
+        _line(fig, df, "step", M.held_out(key), f"held-out {key}", 1, col, line=dict(width=3))
+    _line(fig, df, "step", M.REWARDS_CHOSEN, "chosen", 1, 4)
+    _line(fig, df, "step", M.REWARDS_REJECTED, "rejected", 1, 4, line=dict(dash="dot"))
+    fig.update_yaxes(range=[0, 1.05], tickformat=".0%", row=1, col=3)
+    _step_axes(fig, df, "optimizer step")
+    fig.update_layout(height=360, title="DPO", legend=dict(orientation="h", y=-0.3))
+    return fig
+
+
+def sft_figure(df: pd.DataFrame) -> go.Figure:
+    """The latest SFT run: loss per answer token (training batches and held-out demonstrations) and the held-out
+    demonstrations' log-likelihood, per optimizer step."""
+    if df.empty or M.EVAL_DEMO_LOGPS not in df:
+        return _empty("SFT", "Run SFT on your demonstrations to see its loss here.")
+    df = _latest_run(df)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss per answer token",
+                                                        "held-out demonstrations: log-likelihood (nats)"))
+    _line(fig, df, "step", M.SFT_LOSS, "train loss", 1, 1)
+    _line(fig, df, "step", M.held_out(M.SFT_LOSS), "held-out loss", 1, 1, line=dict(width=3))
+    _line(fig, df, "step", M.EVAL_DEMO_LOGPS, "held-out log-likelihood", 1, 2, line=dict(width=3))
+    _step_axes(fig, df, "optimizer step")
+    fig.update_layout(height=340, title="SFT", legend=dict(orientation="h", y=-0.25))
+    return fig

@@ -35,7 +35,7 @@ class Scenario:
     reward_seconds: float = 120.0
     """Time budget of reward-model training (early stopping usually ends it sooner)."""
     algorithm: str = "ppo"
-    """'ppo' (reward model + PPO) or 'dpo' (straight from the pairs, where the lab has DPO)."""
+    """'ppo' (reward model + PPO) or 'dpo' (straight from the pairs; the reward model is still trained, for the story)."""
     ppo_steps: int = 12
     """PPO steps (each ~15 s on the 2-core CPU)."""
     eval_prompts: int = 16

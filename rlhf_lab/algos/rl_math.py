@@ -1,4 +1,4 @@
-"""Pure tensor math for RLHF: log-probs, masked statistics, KL estimators, GAE, PPO and Bradley-Terry losses.
+"""Pure tensor math for RLHF: log-probs, masked statistics, KL estimators, GAE, PPO, Bradley-Terry and DPO losses.
 
 Shapes: B = batch, T = response length, V = vocabulary. `mask` is 1.0 on real response tokens.
 Every function is side-effect free and unit-tested against hand-computed numbers.
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from .. import metrics as M
 
 
 # ---- log-probs and entropy -----------------------------------------------------------------------------------
@@ -173,6 +175,42 @@ def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin: flo
     with torch.no_grad():
         stats = {"accuracy": (diff > 0).float().mean(), "margin": diff.mean()}
     return loss, stats
+
+
+def sequence_logps(token_logps: torch.Tensor, mask: torch.Tensor, average: bool = False) -> torch.Tensor:
+    """Log-prob of each whole answer: the sum of its token log-probs, or their mean (IPO). (B, T) -> (B,).
+
+    Positions outside the mask add nothing; an answer with no tokens has log-prob 0.
+    """
+    total = (token_logps * mask).sum(dim=1)
+    return total / mask.sum(dim=1).clamp(min=1) if average else total
+
+
+def dpo_loss(chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, ref_chosen_logps: torch.Tensor,
+             ref_rejected_logps: torch.Tensor, beta: float,
+             loss_type: str = "sigmoid") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """DPO (Rafailov et al. 2023) or IPO (Azar et al. 2023) on N pairs; all inputs (N,) answer log-probs.
+
+    h = (log pi(c) - log pi(r)) - (log ref(c) - log ref(r)), how much more the policy prefers the chosen
+    answer than the reference does. sigmoid: -log sigmoid(beta * h); ipo: (h - 1 / (2 beta))^2.
+    Stats use TRL's names: the implicit reward of an answer is beta * (log pi - log ref); accuracies is the
+    share of pairs whose chosen reward is strictly higher (a tie, as before any step, counts as wrong).
+    """
+    logits = (chosen_logps - rejected_logps) - (ref_chosen_logps - ref_rejected_logps)
+    if loss_type == "sigmoid":
+        losses = -F.logsigmoid(beta * logits)
+    elif loss_type == "ipo":
+        losses = (logits - 1.0 / (2.0 * beta)) ** 2
+    else:
+        raise ValueError(f"unknown DPO loss type {loss_type!r}")
+    with torch.no_grad():
+        chosen_rewards = beta * (chosen_logps - ref_chosen_logps)
+        rejected_rewards = beta * (rejected_logps - ref_rejected_logps)
+        stats = {M.REWARDS_CHOSEN: chosen_rewards.mean(), M.REWARDS_REJECTED: rejected_rewards.mean(),
+                 M.REWARDS_MARGINS: (chosen_rewards - rejected_rewards).mean(),
+                 M.REWARDS_ACCURACIES: (chosen_rewards > rejected_rewards).float().mean(),
+                 M.LOGPS_CHOSEN: chosen_logps.mean(), M.LOGPS_REJECTED: rejected_logps.mean()}
+    return losses.mean(), stats
 
 
 # ---- KL controllers ---------------------------------------------------------------------------------------

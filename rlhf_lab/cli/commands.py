@@ -211,7 +211,8 @@ def cmd_evaluate(args) -> None:
     chosen = prompt_set_arg(args)
     if chosen:  # a named set: n of it, shuffled by the seed
         chosen = sample_prompts(args.prompts, args.seed, chosen)
-    result = lab.evaluate(args.judge, args.prompts, seed=args.seed, prompts=chosen)
+    result = lab.evaluate(args.judge, args.prompts, seed=args.seed, prompts=chosen,
+                         policy=args.policy)
     emit({k: v for k, v in result.items() if k != "examples"})
 
 
@@ -307,6 +308,8 @@ def precheck(args):
             raise ConfigError("There were no answers on stdin to rank: pipe in what `generate` printed.")
         ranking = parse_order(args.order, len(completions)) if args.verdict == "ranked" else []
         return completions, truncated, ranking
+    from .learning import precheck as learning_precheck
+    learning_precheck(args)
     return None
 
 
@@ -315,3 +318,15 @@ COMMANDS = {"sessions": cmd_sessions, "serve": cmd_serve, "undo": cmd_undo, "exp
             "train-rm": cmd_train_rm, "ppo": cmd_ppo, "evaluate": cmd_evaluate,
             "scenario": cmd_scenario, "pack": cmd_pack, "unpack": cmd_unpack, "report": cmd_report,
             "arena": cmd_arena}
+
+
+def _learning(name: str):
+    """A command of cli/learning.py, imported when it runs (that module imports this one's helpers)."""
+    def run(args):
+        from .learning import COMMANDS as LEARNING
+        return LEARNING[name](args)
+    return run
+
+
+COMMANDS.update({name: _learning(name) for name in ("dpo", "sft", "demonstrate", "versions", "export-demonstrations",
+                                                    "import-demonstrations")})

@@ -124,13 +124,15 @@ def build_parser() -> argparse.ArgumentParser:
                                "target_kl", "kl_estimator", "seed"))
     p.add_argument("--fixed-kl", action="store_true", help="keep kl_coef fixed (no adaptive controller)")
 
-    p = sub.add_parser("evaluate", help="judge the current policy against the reference on fresh samples")
+    p = sub.add_parser("evaluate", help="judge a policy version (default: the newest) against the reference on "
+                                        "fresh samples")
     model_args(p)
     session_arg(p)
     p.add_argument("--judge", required=True, help=JUDGE_HELP)
     p.add_argument("--prompts", type=int, default=16)
     p.add_argument("--seed", type=int, default=1234)
     prompt_set_arg(p)
+    p.add_argument("--policy", default=None, help="the policy version to judge, vNNN or base (default: the newest)")
 
     p = sub.add_parser("report", help="write the session's run report: one self-contained HTML file")
     session_arg(p)
@@ -173,4 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=None, help="bootstrap resamples for the 95%% intervals "
                                                              "(100-10000, default 200)")
     generation_args(p, k=False)
+
+    import sys
+    from . import learning  # dpo, sft, demonstrate, versions, demonstrations in and out
+    learning.add_parsers(sub, sys.modules[__name__])
     return parser

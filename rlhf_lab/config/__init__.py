@@ -5,8 +5,10 @@ from ..errors import ConfigError
 from .common import MAX_K, MAX_NEW_TOKENS_LIMIT, check_range, from_dict
 from .generation import GenerationConfig
 from .model import ModelConfig
+from .dpo import DPOConfig
 from .ppo import PPOConfig
 from .reward import RewardConfig
+from .sft import SFTConfig
 
 
 def to_dict(cfg) -> dict:
@@ -14,4 +16,4 @@ def to_dict(cfg) -> dict:
 
 
 __all__ = ["ModelConfig", "GenerationConfig", "RewardConfig", "PPOConfig", "ConfigError", "check_range",
-           "from_dict", "to_dict", "replace", "MAX_K", "MAX_NEW_TOKENS_LIMIT"]
+           "DPOConfig", "SFTConfig", "from_dict", "to_dict", "replace", "MAX_K", "MAX_NEW_TOKENS_LIMIT"]

@@ -140,3 +140,22 @@ def write_json_atomic(path: Path, obj, exclusive: bool = False) -> bool:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
     return True
+
+
+def write_lines_atomic(path: Path, records: list[dict]) -> None:
+    """Write records as a whole JSONL file (an export): encoded first, written beside it, fsynced, made
+    readable by others (0644 under the usual umask: exports are handed on), renamed."""
+    from .files import share
+
+    blob = encode(records)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        share(tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise storage_error(path, err) from err

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from ..errors import RankingInputError
 from . import jsonl
-from .files import share
 from .pairs import Pair
 from .preference_formats import parse_row
 
@@ -18,18 +16,7 @@ def write_jsonl_file(path: Path, rows: list[dict]) -> None:
     path = Path(path)
     if not path.parent.exists():
         raise RankingInputError(f"Folder {path.parent} does not exist.")
-    blob = jsonl.encode(rows)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        share(tmp)
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise jsonl.storage_error(path, err) from err
+    jsonl.write_lines_atomic(path, rows)
 
 
 def export_trl(pairs: list[Pair], path: Path) -> int:
@@ -39,27 +26,35 @@ def export_trl(pairs: list[Pair], path: Path) -> int:
     return len(pairs)
 
 
-def read_trl(path: Path, on_progress: Callable[[int, int], None] | None = None,
-             every: int = 10000) -> list[Pair]:
-    """Read preference JSONL in any format preference_formats knows (plain or conversational TRL / OpenRLHF,
-    HH-RLHF), every line checked before any is used; raises
-    RankingInputError naming the first bad line. Lines are split on "\n" only (never splitlines(), which
-    also splits inside texts holding U+2028 or U+2029). on_progress(lines checked, lines) is called every
-    `every` lines, so a large file shows progress while it is checked."""
+def import_rows(path: Path, on_progress: Callable[[int, int], None] | None = None,
+                every: int = 10000) -> Iterator[tuple[int, object]]:
+    """(line number, the line's JSON or None where it does not parse) for every non-blank line of a file to
+    import. Lines are split on "\n" only (never splitlines(), which also splits inside texts holding U+2028 or
+    U+2029). on_progress(lines checked, lines) is called every `every` lines, so a large file shows progress
+    while it is checked."""
     try:
         lines = Path(path).read_bytes().decode("utf-8-sig").split("\n")
     except (OSError, UnicodeDecodeError) as err:
         raise RankingInputError(f"Cannot read {path}: {err}; nothing was imported.") from err
-    pairs = []
     for n, line in enumerate(lines, start=1):
         if on_progress is not None and n % every == 0:
             on_progress(n, len(lines))
         if not line.strip():
             continue
         try:
-            parsed = parse_row(json.loads(line))
+            row = json.loads(line)
         except ValueError:
-            parsed = "is not valid JSON"
+            row = None
+        yield n, row
+
+
+def read_trl(path: Path, on_progress: Callable[[int, int], None] | None = None,
+             every: int = 10000) -> list[Pair]:
+    """Read preference JSONL in any format preference_formats knows (plain or conversational TRL / OpenRLHF,
+    HH-RLHF), every line checked before any is used; raises RankingInputError naming the first bad line."""
+    pairs = []
+    for n, row in import_rows(path, on_progress, every):
+        parsed = "is not valid JSON" if row is None else parse_row(row)
         if isinstance(parsed, str):
             raise RankingInputError(f"{path} line {n} {parsed}; nothing was imported.")
         pairs.append(Pair(*parsed))

@@ -10,6 +10,7 @@ from typing import Iterator
 from .. import judges, scenarios
 from ..config import GenerationConfig
 from ..data import prompts as builtin
+from ..data.demonstrations import all_pairs
 from ..data.pairs import session_pairs
 from ..data.preference_files import read_trl
 from ..errors import LabBusy, LabError, SessionError, Stopped
@@ -130,11 +131,11 @@ def undo(lab) -> dict:
 
 
 def counts(lab) -> dict:
-    active = lab.rankings()
+    active, demos = lab.rankings(), lab.demonstrations()
     return {"rankings": sum(r["verdict"] == "ranked" for r in active),
             "all_bad": sum(r["verdict"] == "all_bad" for r in active),
             "skipped": sum(r["verdict"] == "skipped" for r in active),
-            "pairs": len(session_pairs(active))}
+            "pairs": len(all_pairs(active, demos)), "demonstrations": len(demos)}
 
 
 class ImportCount(int):

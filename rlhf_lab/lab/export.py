@@ -16,7 +16,7 @@ from ..exports.files import check_target
 from ..exports.hh_rlhf import hh_rows
 from ..exports.merged import DTYPES
 from ..exports.preferences import preference_rows
-from ..exports.sft import read_demonstrations
+from ..data import demonstrations as demos_store
 from ..modeling import checkpoints
 from ..modeling.loading import resolve_model_path
 
@@ -40,7 +40,7 @@ def contents(lab) -> SessionContents:
         if folder is not None:
             checkpoints.check_readable(folder)  # BrokenAdapter names the bad file; nothing is written
     records = lab.rankings()
-    demonstrations, skipped = read_demonstrations(session.root / "demonstrations.jsonl")
+    demonstrations, skipped = demos_store.read(session.root)
     return SessionContents(name=session.name, records=records, pairs=lab.pairs(), demonstrations=demonstrations,
                            model_cfg=cfg, model_path=path, policy_version=meta.policy_version, policy_folder=policy,
                            reward_folder=reward, notes=tuple(lab.warnings + skipped))

@@ -1,7 +1,8 @@
 """Lab: the headless facade. The UI, the CLI and notebooks call these methods and nothing else.
 
 The Lab holds the state every workflow shares (the loaded models, the open session, the job runner); each
-method hands the work to the module of its workflow: sessions, annotate, reward, ppo, evaluate, arena.
+method hands the work to the module of its workflow: sessions, annotate, reward, ppo, evaluate, arena,
+demonstrate, sft, dpo, lineage, export, scenario, report, share.
 """
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from ..config import GenerationConfig, ModelConfig, PPOConfig, RewardConfig
+from ..config import DPOConfig, GenerationConfig, ModelConfig, PPOConfig, RewardConfig, SFTConfig
 from ..data.meta import SessionMeta
-from ..data.pairs import Pair, session_pairs
+from ..data.demonstrations import all_pairs
+from ..data.pairs import Pair
 from ..data.session import Session
 from ..errors import LabBusy, LabError
 from ..modeling import checkpoints
 from ..modeling.adapters import LabModels
 from ..runtime.jobs import JobRunner
-from . import annotate, arena, evaluate, ppo, report, reward, scenario, sessions, share
+from . import (annotate, arena, demonstrate, dpo, evaluate, lineage, ppo, report, reward, scenario, sessions,
+               sft, share)
 from . import export as exporting
 
 DEFAULT_SESSIONS = Path(__file__).resolve().parent.parent.parent / "sessions"
@@ -97,7 +100,9 @@ class Lab:
         return active
 
     def pairs(self) -> list[Pair]:
-        return session_pairs(self.rankings())
+        """The pairs of the rankings and of the demonstrations (each preferred over the answers its card
+        showed): what the reward model and DPO learn from, and what `export` writes."""
+        return all_pairs(self.rankings(), self.demonstrations())
 
     def counts(self) -> dict:
         return annotate.counts(self)
@@ -136,8 +141,8 @@ class Lab:
         return ppo.policy_versions(self)
 
     def evaluate(self, judge: str, n_prompts: int = 16, cfg: PPOConfig | None = None, seed: int = 1234,
-                 prompts: list[str] | None = None) -> dict:
-        return evaluate.evaluate(self, judge, n_prompts, cfg, seed, prompts)
+                 prompts: list[str] | None = None, policy: str | None = None) -> dict:
+        return evaluate.evaluate(self, judge, n_prompts, cfg, seed, prompts, policy)
 
     # ---- workshop: scenarios ------------------------------------------------------------------------------
     def use_scenario(self, name: str):
@@ -193,6 +198,37 @@ class Lab:
 
     def answer_scores(self, ids: set[str] | None = None) -> dict[str, list[float]]:
         return arena.scores_of_answers(self, ids)
+
+    # ---- demonstrations, SFT, DPO and the lineage of policy versions -------------------------------------------
+    def demonstrate(self, prompt: str, completion: str, shown: list[str] | None = None,
+                    shown_truncated: list[bool] | None = None, ranking_id: str | None = None,
+                    annotator: str = "human") -> dict:
+        return demonstrate.demonstrate(self, prompt, completion, shown, shown_truncated, ranking_id, annotator)
+
+    def demonstrations(self) -> list[dict]:
+        return demonstrate.demonstrations(self)
+
+    def undo_demonstration(self) -> dict:
+        return demonstrate.undo_demonstration(self)
+
+    def export_demonstrations(self, path: Path | str) -> int:
+        return demonstrate.export_demonstrations(self, path)
+
+    def import_demonstrations(self, path: Path | str, annotator: str = "import") -> int:
+        return demonstrate.import_demonstrations(self, path, annotator)
+
+    def write_demonstrations(self, judge: str, n: int, cfg: GenerationConfig | None = None,
+                             seed: int = 0) -> Iterator[dict]:
+        return demonstrate.write_demonstrations(self, judge, n, cfg, seed)
+
+    def sft(self, cfg: SFTConfig | None = None, inline: bool = True):
+        return sft.sft(self, cfg, inline)
+
+    def dpo(self, cfg: DPOConfig | None = None, inline: bool = True):
+        return dpo.dpo(self, cfg, inline)
+
+    def versions(self) -> list[dict]:
+        return lineage.versions(self)
 
     # ---- control ------------------------------------------------------------------------------------------------
     def stop(self) -> bool:

@@ -13,6 +13,7 @@ from ..errors import LabError, Stopped
 from ..modeling import checkpoints
 from ..modeling.adapters import POLICY
 from ..runtime import model_thread
+from .lineage import save_version, training_data
 
 JOB = "PPO"
 
@@ -101,20 +102,13 @@ def _rows(lab, session: Session, steps: int, cfg: PPOConfig) -> Iterator[dict]:
     summary = {"phase": "ppo", "summary": True, "steps": done, "stopped": stopped,
                "seconds": round(time.time() - started, 2)}
     if done:
-        version = next_policy_version(session)
-        checkpoints.save_adapter(models, POLICY, session.adapter_dir("policy") / version,
-                                 info={"algorithm": "ppo", "parent": meta.policy_version, "steps": state.step,
-                                       "round": meta.round + 1})
-        session.update_meta(policy_version=version, round=meta.round + 1, ppo_steps=state.step,
-                            kl_coef=state.kl_ctl.value)
-        summary["policy_version"] = version
+        rm = meta.reward_model or {}
+        data = training_data(lab, meta, pairs=(rm.get("pairs_train") or 0) + (rm.get("pairs_eval") or 0),
+                             reward_model_trained_at=rm.get("trained_at"))
+        summary["policy_version"] = save_version(lab, session, meta, "ppo", data, cfg, summary,
+                                                 extra_info={"steps": state.step}, ppo_steps=state.step,
+                                                 kl_coef=state.kl_ctl.value)
     yield summary
-
-
-def next_policy_version(session: Session) -> str:
-    folder = session.adapter_dir("policy")
-    existing = [p.name for p in folder.glob("v[0-9][0-9][0-9]")] if folder.exists() else []
-    return f"v{len(existing) + 1:03d}"
 
 
 def policy_versions(lab) -> list[str]:

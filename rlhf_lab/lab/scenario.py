@@ -31,8 +31,21 @@ def _ppo(lab, scenario: Scenario, out: dict) -> Iterator[dict]:
     out["ppo_steps"] = len(rows)
 
 
-# How each algorithm trains the policy from the session; DPO joins here where the lab has it.
-TRAINERS = {"ppo": _ppo}
+def _dpo(lab, scenario: Scenario, out: dict) -> Iterator[dict]:
+    rows = []
+    for row in lab.dpo():
+        if not row.get("summary"):
+            rows.append(row)
+            yield row
+    if rows:
+        for key in ("rewards/margins", "eval/rewards/accuracies"):
+            if key in rows[-1]:
+                out[f"last/{key}"] = rows[-1][key]
+    out["dpo_steps"] = len(rows)
+
+
+# How each algorithm trains the policy from the session.
+TRAINERS = {"ppo": _ppo, "dpo": _dpo}
 
 
 def run_scenario(lab, name: str, seed: int = 0) -> Iterator[dict]:

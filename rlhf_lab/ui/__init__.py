@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from . import api, compare_tab, ppo_tab, rank_tab, reward_tab, session_tab, story_panel
+from . import api, compare_tab, dpo_tab, ppo_tab, rank_tab, reward_tab, session_tab, sft_tab, story_panel
 from .common import lab_marker
 
 # The progress bar is styled by hand: Chromium's default draws the empty track as a solid grey bar, so
@@ -54,11 +54,14 @@ document.addEventListener('keydown', function (e) {
 
 def build_ui(lab) -> gr.Blocks:
     with gr.Blocks(title="rlhf_lab") as demo:
-        gr.Markdown("# rlhf_lab\nRank answers → train a reward model → run PPO → watch reward and KL → repeat.")
+        gr.Markdown("# rlhf_lab\nRank answers → train a reward model → run PPO → watch reward and KL → repeat. "
+                    "Or learn straight from the rankings (DPO), or from answers you write (SFT).")
         story = story_panel.build(lab)
         rank = rank_tab.build(lab)
         reward_tab.build(lab)
         ppo_tab.build(lab)
+        dpo_tab.build(lab)
+        sft_tab.build(lab)
         compare = compare_tab.build(lab)
         session = session_tab.build(lab)
         api.build(lab)

@@ -7,7 +7,7 @@ from ..config import MAX_K, GenerationConfig
 from ..data.prompts import random_prompt
 from ..data.rankings import format_order, groups_from_ranks, parse_order
 from ..errors import LabError
-from . import autopilot_panel
+from . import autopilot_panel, demonstration_box
 from .common import err, ok
 from .rankings_table import MAX_CHARS, WIDTHS, fill_agreement, rankings_table
 
@@ -26,8 +26,8 @@ def counters(lab) -> str:
         return "No session open."
     c, meta = lab.counts(), lab.meta()
     return (f"**{c['rankings']}** rankings · **{c['pairs']}** pairs · {c['all_bad']} all bad · "
-            f"{c['skipped']} skipped · session `{lab.session.name}` · policy `{meta.policy_version}` "
-            f"· round {meta.round}")
+            f"{c['skipped']} skipped · {c['demonstrations']} written answers · session `{lab.session.name}` "
+            f"· policy `{meta.policy_version}` · round {meta.round}")
 
 
 def generating_text(event: dict) -> str:
@@ -74,12 +74,13 @@ def build(lab):
             skip_btn = gr.Button("Skip (Alt+S)", elem_id="lab-skip")
             undo_btn = gr.Button("Undo last (Alt+Z)", elem_id="lab-undo")
         status = gr.Markdown(elem_id="lab-rank-status")
+        current = gr.State(dict(EMPTY))
+        demonstration_box.build(lab, current, prompt)
         count_md = gr.Markdown(counters(lab), elem_id="lab-counters")
         agree: dict = {}  # (ranking id, reward model) -> (agreeing pairs, pairs), shared by every page
         table = gr.Dataframe(rankings_table(lab, agree), label="Rankings (newest first)", interactive=False,
                              wrap=True, column_widths=WIDTHS, max_chars=MAX_CHARS, elem_id="lab-rankings",
                              elem_classes=["lab-table"])
-        current = gr.State(dict(EMPTY))
 
     def card_updates(texts, scores=None, truncated=None):
         out = []

@@ -8,6 +8,7 @@ import gradio as gr
 
 from ..errors import LabError
 from .common import err, ok
+from .lineage_view import lineage_markdown
 
 
 def session_summary(lab) -> str:
@@ -21,7 +22,8 @@ def session_summary(lab) -> str:
     return (f"**Session `{lab.session.name}`** · model `{lab.model_cfg.model}` ({lab.model_cfg.precision}) · "
             f"policy `{meta.policy_version}` · round {meta.round}\n\n"
             f"{counts['rankings']} rankings · {counts['pairs']} pairs · {counts['all_bad']} all bad · "
-            f"{counts['skipped']} skipped · {rm_text}{warn}")
+            f"{counts['skipped']} skipped · {counts['demonstrations']} written answers · {rm_text}{warn}"
+            f"\n\n{lineage_markdown(lab)}")
 
 
 def build(lab):
