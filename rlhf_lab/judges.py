@@ -55,12 +55,22 @@ def enthusiastic(prompt: str, completion: str) -> float:
     return float(min(completion.count("!"), 3) + min(upbeat, 3) - (0 if finished(completion) else 1))
 
 
+# List-making, wherever it happens: bullets or numbers opening a line, numbered items inline ("1. boil water 2.
+# ..."), enumerating words ("Firstly", "the second step") and list openers ("Here are some tips:"). A small
+# model asked for short answers rarely breaks lines, but it still enumerates inside a sentence.
+_LIST_ITEM = re.compile(r"(?m)(?:^\s*[-*•]\s+|(?:^|(?<=\s))\d{1,2}[.)]\s+|"
+                        r"\b(?:first|second|third|fourth|fifth|firstly|secondly|thirdly|lastly|finally)\b)", re.I)
+_LIST_OPENER = re.compile(r"\b(?:here are|follow these|the following)\b[^.:\n]{0,30}:?|\b(?:steps|tips|ideas|ways):",
+                          re.I)  # "Here are some tips:" is one opener
+
+
 def no_lists(prompt: str, completion: str) -> float:
-    """Plain prose is better than bullet or numbered lists: one point off per list line."""
+    """Plain prose is better than a list: a point off per list mark (bullet, number, "firstly", "here are
+    some tips:"), up to 4."""
     if not completion.strip():
         return -10.0
-    list_lines = sum(1 for line in completion.splitlines() if re.match(r"\s*([-*•]|\d+[.)])\s+", line))
-    return -float(list_lines)
+    marks = len(_LIST_ITEM.findall(completion)) + len(_LIST_OPENER.findall(completion))
+    return -float(min(marks, 4))
 
 
 def mentions(word: str) -> Judge:

@@ -31,6 +31,11 @@ def test_mentions_counts_up_to_three_with_contractions():
 
 def test_no_lists_and_mentions():
     assert judges.no_lists("p", "1. a\n2. b\nplain") == -2.0
+    assert judges.no_lists("p", "Boil water, then steep the tea for three minutes.") == 0.0
+    assert judges.no_lists("p", "Here are some tips: 1. sleep 2) eat") == -3.0  # an opener and two inline items
+    assert judges.no_lists("p", "Firstly, rest. Secondly, eat. Finally, walk.") == -3.0
+    assert judges.no_lists("p", "- a\n* b\n• c\n- d\n- e") == -4.0  # at most 4 off
+    assert judges.no_lists("p", "It costs 2.5 dollars and lasts 10 years.") == 0.0  # numbers are not items
     assert judges.get_judge("mentions:Water")("p", "Drink water daily.") == 1.0
     assert judges.get_judge("mentions:water")("p", "Drink juice.") == 0.0
 
