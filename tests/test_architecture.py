@@ -26,6 +26,7 @@ ALLOWED = {
             "diagnostics", "scenarios", "story", "report"},
     "cli": {"lab", "data", "generation", "judges", "diagnostics", "scenarios"},
     "ui": {"lab", "data", "metrics", "plots", "diagnostics", "judges", "scenarios"},
+    "notebook": {"lab", "data", "metrics", "plots", "ui"},  # ui only inside Notebook.ui()
 }
 ALWAYS = {"errors", "config"}
 
