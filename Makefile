@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+NOTEBOOK_STAMP := $(VENV)/.installed-notebook
 
-.PHONY: setup run test test-fast test-e2e bench clean
+.PHONY: setup run test test-fast test-e2e bench clean notebook
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
@@ -26,6 +27,15 @@ $(TEST_STAMP): requirements-test.txt $(STAMP)
 
 run: setup
 	$(PY) app.py
+
+# JupyterLab with the tour open, on 127.0.0.1 only (its own requirements file and stamp: `make run` stays lean).
+$(NOTEBOOK_STAMP): requirements-notebook.txt $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-notebook.txt
+	touch $(NOTEBOOK_STAMP)
+
+notebook: setup $(NOTEBOOK_STAMP)
+	PYTHONPATH=$(CURDIR) $(PY) -m jupyter lab --ip=127.0.0.1 --notebook-dir=$(CURDIR) \
+		notebooks/tour.ipynb
 
 # The whole suite: fast math, real-model checks, fault tests and the browser end-to-end test.
 test: setup $(TEST_STAMP)

@@ -99,6 +99,20 @@ def test_inline_ui_shares_the_lab(nb):
         urllib.request.urlopen(url, timeout=5)
 
 
+def test_tour_is_stored_as_generated_without_outputs():
+    import nbformat
+    sys.path.insert(0, str(ROOT / "notebooks"))
+    try:
+        from make_tour import build
+    finally:
+        sys.path.remove(str(ROOT / "notebooks"))
+    stored = nbformat.read(ROOT / "notebooks" / "tour.ipynb", as_version=4)
+    assert [(c.cell_type, c.source) for c in stored.cells] == [(c.cell_type, c.source) for c in build().cells]
+    code = [c for c in stored.cells if c.cell_type == "code"]
+    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    assert any("lab.rank(" in c.source for c in code) and any("nb.ui()" in c.source for c in code)
+
+
 NUMBERS = ("held_out_accuracy", "policy_score", "reference_score", "kl")
 
 
