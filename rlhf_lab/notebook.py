@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Callable, Iterable
@@ -104,12 +105,17 @@ def drive(lab: Lab, title: str, rows: Iterable[dict], on_row: Callable[[dict], N
 
 
 def _show_phase(lab: Lab, progress) -> None:
+    if progress.disable:
+        return
     job = lab.jobs.current
     phase = getattr(job, "phase", None) if job is not None else None
+    before = (progress.n, progress.postfix)
     if phase and phase.get("progress") is not None:
         progress.n = max(progress.n, min(100, round(100 * phase["progress"])))
         progress.set_postfix_str(phase.get("text", ""), refresh=False)
-    progress.refresh()
+    # Redraw on a change, else once a second for the clock: a text bar (no ipywidgets) prints every redraw.
+    if (progress.n, progress.postfix) != before or time.monotonic() - progress.last_print_t >= 1.0:
+        progress.refresh()
 
 
 def _show_row(row: dict, progress) -> None:

@@ -45,12 +45,14 @@ def test_entry_point_is_lab_and_notebook_module_loads_no_gradio():
     assert not any(isinstance(n, ast.ImportFrom) and n.module == "ui" for n in top)
 
 
-def test_long_calls_return_plain_data_and_frames(nb):
+def test_long_calls_return_plain_data_and_frames(nb, capsys):
+    nb.bars = True  # the bar's own drawing runs too (a text bar here: no ipywidgets outside Jupyter)
     seen = []
     card = nb.generate("Say hi.", GEN, on_row=seen.append)
     assert len(card["texts"]) == 3 and card["done"] and seen[-1] is card
     summary = nb.simulate("concise", 4, GEN, seed=1)
     assert summary["summary"] and summary["ranked"] == 4 and not summary["stopped"]
+    assert "autopilot (concise): 100%" in capsys.readouterr().err
     assert len(nb.last_rows) == 5 and [r["progress"] for r in nb.last_rows[:4]] == [0.25, 0.5, 0.75, 1.0]
     frame = nb.rankings_frame()
     assert len(frame) == 4 and set(frame["annotator"]) == {"judge:concise"}
