@@ -199,7 +199,13 @@ class Notebook:
         shows elapsed time only, and an interrupt waits for the evaluation to finish: it has no step to undo)."""
         def one():
             yield {**self.lab.evaluate(judge, n_prompts, cfg, seed, prompts, policy), "progress": 1.0}
-        result = dict(self._run("evaluate", one(), None)[-1])
+        try:
+            result = dict(self._run("evaluate", one(), None)[-1])
+        except Stopped as err:
+            stopped = Stopped("evaluate has no step to stop at: it ran to the end and its result was saved "
+                              "(evaluations.jsonl; the error's .rows hold it).")
+            stopped.rows = err.rows
+            raise stopped from None
         result.pop("progress")
         return result
 
