@@ -125,7 +125,7 @@ def test_inline_ui_shares_the_lab(nb):
 
 
 def test_tour_is_stored_as_generated_without_outputs():
-    import nbformat
+    nbformat = pytest.importorskip("nbformat", reason="requirements-test.txt (make test installs it)")
     sys.path.insert(0, str(ROOT / "notebooks"))
     try:
         from make_tour import build
@@ -144,8 +144,8 @@ NUMBERS = ("held_out_accuracy", "policy_score", "reference_score", "kl")
 @pytest.mark.slow
 def test_tour_notebook_runs_headless(tmp_path):
     """Executes notebooks/tour.ipynb in a kernel from this venv, registered in a temporary JUPYTER_PATH only."""
-    import nbformat
-    from nbclient import NotebookClient
+    nbformat = pytest.importorskip("nbformat", reason="requirements-test.txt (make test installs it)")
+    NotebookClient = pytest.importorskip("nbclient", reason="requirements-test.txt").NotebookClient
 
     kernels = tmp_path / "jupyter" / "kernels" / "rlhf-lab-test"
     kernels.mkdir(parents=True)
