@@ -3,7 +3,8 @@
 Each is sized so the whole loop (autopilot -> reward model -> PPO -> evaluate) fits a workshop slot on a 2-core
 CPU with the default model: 32 prompts x 4 answers give ~80 pairs, a reward model trained for at most 2
 minutes, 12 PPO steps of 16 rollouts at the default learning rate (20 steps over-optimised the concise loop,
-docs/results.md), 16 prompts to evaluate. Prompt files ship in rlhf_lab/data/scenario_prompts/.
+docs/results.md), 16 prompts to evaluate. Whether each fits 10 minutes is not yet measured
+with these sizes. Prompt files ship in rlhf_lab/data/scenario_prompts/.
 """
 from __future__ import annotations
 
@@ -30,14 +31,15 @@ class Scenario:
     """Prompts the judge ranks."""
     k: int = 4
     """Answers per prompt."""
-    max_new_tokens: int = 96
-    """Answer cap while ranking: most answers of the default system prompt finish by then."""
+    max_new_tokens: int = 128
+    """Answer cap while ranking, the same as PPO's rollouts (PPOConfig): what PPO samples must look like what
+    was ranked."""
     reward_seconds: float = 120.0
     """Time budget of reward-model training (early stopping usually ends it sooner)."""
     algorithm: str = "ppo"
     """'ppo' (reward model + PPO) or 'dpo' (straight from the pairs; the reward model is still trained, for the story)."""
     ppo_steps: int = 12
-    """PPO steps (each ~15 s on the 2-core CPU)."""
+    """PPO steps (16 rollouts of up to 128 tokens each; see docs/results.md for the measured step time)."""
     eval_prompts: int = 16
     """Fresh prompts the judge scores, policy against the original model."""
 

@@ -11,7 +11,7 @@ import sys
 import time
 
 from ..config import GenerationConfig, ModelConfig, PPOConfig, RewardConfig
-from ..data.prompts import prompt_set, sample_prompts
+from ..data.prompts import prompt_set
 from ..errors import ConfigError
 
 
@@ -208,11 +208,7 @@ def cmd_ppo(args) -> None:
 
 def cmd_evaluate(args) -> None:
     lab = open_lab(args)
-    chosen = prompt_set_arg(args)
-    if chosen:  # a named set: n of it, shuffled by the seed
-        chosen = sample_prompts(args.prompts, args.seed, chosen)
-    result = lab.evaluate(args.judge, args.prompts, seed=args.seed, prompts=chosen,
-                         policy=args.policy)
+    result = lab.evaluate(args.judge, args.prompts, seed=args.seed, policy=args.policy, pool=prompt_set_arg(args))
     emit({k: v for k, v in result.items() if k != "examples"})
 
 
@@ -302,6 +298,12 @@ def precheck(args):
         versions_arg(args)
         if not 1 <= args.prompts <= 10000:
             raise ConfigError(f"--prompts must be between 1 and 10000, not {args.prompts}")
+        if args.rounds is not None and not 100 <= args.rounds <= 10000:  # before minutes of judging, not after
+            raise ConfigError(f"--rounds must be between 100 and 10000, not {args.rounds}")
+    if args.command == "report":
+        from pathlib import Path
+        if not Path(args.out).parent.is_dir():
+            raise ConfigError(f"Folder {Path(args.out).parent} does not exist; the report was not written.")
     if args.command == "rank":
         completions, truncated = read_stdin_cards()
         if args.verdict == "ranked" and not completions:

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("undo", help="retract the session's most recent ranking")
     session_arg(p)
 
-    p = sub.add_parser("simulate", help="rank N built-in prompts with a simulated annotator")
+    p = sub.add_parser("simulate", help="rank N prompts (the judge's prompt set) with a simulated annotator")
     model_args(p)
     session_arg(p)
     p.add_argument("--judge", required=True, help=JUDGE_HELP)

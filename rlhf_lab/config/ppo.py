@@ -10,7 +10,7 @@ from ..errors import ConfigError
 @dataclass(frozen=True)
 class PPOConfig:
     batch_size: int = 16
-    """Rollouts per step (prompts sampled from the session's prompts and the built-in set). 16, not 8: a
+    """Rollouts per step (prompts sampled from the session's ranked prompts). 16, not 8: a
     batch KL estimate from 8 answers is noisy (one step of a 20-step run read -0.11 nats while the policy
     had barely moved) and so are the advantages; a decode step costs little more for 16 rows than for 8."""
     max_new_tokens: int = 128

@@ -154,7 +154,7 @@ def scores_of_answers(lab, ids: set[str] | None = None) -> dict[str, list[float]
 
 def autopilot(lab, judge: str, versions: list[str] | None = None, n_prompts: int = 16,
               cfg: GenerationConfig | None = None, seed: int = 0, inline: bool = True):
-    """A judge votes on n built-in prompts: each prompt is a match between a pair of the versions (the pairs
+    """A judge votes on n prompts of its prompt set: each prompt is a match between a pair of the versions (the pairs
     take turns), with A and B in random order. Yields progress rows, then a summary."""
     if not 1 <= int(n_prompts) <= 10000:
         raise LabError(f"--prompts must be between 1 and 10000, not {n_prompts}")

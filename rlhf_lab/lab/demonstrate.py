@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from .. import judges
+from .. import judges, scenarios
 from ..config import GenerationConfig
 from ..data import demonstrations as demos
 from ..data import prompts as builtin
@@ -79,7 +79,8 @@ def write_demonstrations(lab, judge: str, n: int, cfg: GenerationConfig | None =
     cfg = cfg or GenerationConfig()
     lab.require_session()
     models = lab.models or lab.load_model()
-    prompts, written = builtin.sample_prompts(4 * int(n), seed=seed), 0
+    prompts = builtin.sample_prompts(4 * int(n), seed, scenarios.prompts_for_judge(judge))  # where its taste shows
+    written = 0
     per_call = max(1, SIMULATE_ROWS // cfg.k)  # several prompts per sampling call, as simulate does
     for start in range(0, len(prompts), per_call):
         chunk = prompts[start:start + per_call]

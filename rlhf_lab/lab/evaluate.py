@@ -15,13 +15,13 @@ EVALUATIONS = "evaluations.jsonl"  # every result, with its example answers: the
 
 
 def evaluate(lab, judge: str, n_prompts: int = 16, cfg: PPOConfig | None = None, seed: int = 1234,
-             prompts: list[str] | None = None, policy: str | None = None) -> dict:
+             prompts: list[str] | None = None, policy: str | None = None, pool: list[str] | None = None) -> dict:
     """The judge's mean score of fresh samples from a policy version (default: the newest) and from the
     reference (same prompts, same seeds), and the policy samples' mean sequence KL to the reference. A version
     other than the current one is loaded for the evaluation only; the current one comes back after.
-    Prompts: n of `prompts`, else of the judge's scenario set, those the session never ranked first (a fresh
-    sample of a ranked prompt is still a new answer, but an unseen prompt tests more). The result is also
-    appended to evaluations.jsonl."""
+    Prompts: n of `prompts`, else of `pool` (default: the judge's scenario set), those the session never
+    ranked first (a fresh sample of a ranked prompt is still a new answer, but an unseen prompt tests more).
+    The result is also appended to evaluations.jsonl."""
     fn = judges.get_judge(judge)
     cfg = cfg or PPOConfig()
     session = lab.require_session()
@@ -30,7 +30,7 @@ def evaluate(lab, judge: str, n_prompts: int = 16, cfg: PPOConfig | None = None,
         chosen = list(prompts)[:int(n_prompts)]
     else:
         ranked = {r["prompt"] for r in lab.rankings()}
-        pool = scenarios.prompts_for_judge(judge)
+        pool = list(pool or scenarios.prompts_for_judge(judge))
         shuffled = builtin.sample_prompts(len(pool), seed, pool)
         fresh_first = sorted(shuffled, key=lambda p: p in ranked)  # stable: unranked prompts first
         chosen = (fresh_first * (int(n_prompts) // len(fresh_first) + 1))[:int(n_prompts)]

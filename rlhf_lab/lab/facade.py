@@ -141,8 +141,9 @@ class Lab:
         return ppo.policy_versions(self)
 
     def evaluate(self, judge: str, n_prompts: int = 16, cfg: PPOConfig | None = None, seed: int = 1234,
-                 prompts: list[str] | None = None, policy: str | None = None) -> dict:
-        return evaluate.evaluate(self, judge, n_prompts, cfg, seed, prompts, policy)
+                 prompts: list[str] | None = None, policy: str | None = None,
+                 pool: list[str] | None = None) -> dict:
+        return evaluate.evaluate(self, judge, n_prompts, cfg, seed, prompts, policy, pool)
 
     # ---- workshop: scenarios ------------------------------------------------------------------------------
     def use_scenario(self, name: str):

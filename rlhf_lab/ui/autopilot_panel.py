@@ -8,12 +8,13 @@ import gradio as gr
 
 from .. import scenarios
 from ..config import MAX_K, GenerationConfig
+from ..data.prompts import prompt_set, set_names
 from ..errors import LabError
 from ..judges import BUILTIN
 from .common import err, job_marker, job_view, ok, progress_html
 
 JOB_NAMES = ("autopilot",)
-BUILTIN_PROMPTS = "built-in prompts"
+JUDGES_PROMPTS = "the judge's prompts"  # None: simulate takes the judge's scenario set
 JUDGES = list(dict.fromkeys([*BUILTIN, *(s.judge for s in scenarios.SCENARIOS)]))
 
 
@@ -30,7 +31,7 @@ def build(lab) -> dict:
         with gr.Row():
             parts["judge"] = gr.Dropdown(JUDGES, value="concise", allow_custom_value=True, elem_id="lab-judge",
                                          label="judge: built-in, mentions:<word>, or package.module:function")
-            parts["source"] = gr.Dropdown([BUILTIN_PROMPTS] + scenarios.names(), value=BUILTIN_PROMPTS,
+            parts["source"] = gr.Dropdown([JUDGES_PROMPTS] + set_names(), value=JUDGES_PROMPTS,
                                           label="prompts", elem_id="lab-autopilot-prompts")
             parts["n"] = gr.Slider(1, 200, value=16, step=1, label="prompts to rank", elem_id="lab-autopilot-n")
             parts["k"] = gr.Slider(2, MAX_K, value=GenerationConfig.k, step=1, label="K (answers per prompt)",
@@ -82,12 +83,12 @@ def wire(lab, parts: dict, cards: list, columns: list, current, empty: dict, cou
             return *[gr.update()] * 5, err(str(e))
         goal = (f"**{s.title}**: {s.goal} Judge `{s.judge}`, {s.n_prompts} prompts × {s.k} answers; then train "
                 f"the reward model and run {s.ppo_steps} PPO steps.")
-        return s.judge, s.name, s.n_prompts, s.k, s.max_new_tokens, goal
+        return s.judge, s.prompt_set, s.n_prompts, s.k, s.max_new_tokens, goal
 
     def run(judge, source, n, k, max_new):
         try:
             cfg = GenerationConfig(k=int(k), max_new_tokens=int(max_new))
-            prompts = None if source in (None, BUILTIN_PROMPTS) else scenarios.get(source).prompts()
+            prompts = None if source in (None, JUDGES_PROMPTS) else list(prompt_set(source))
             lab.simulate(judge, int(n), cfg, seed=random.randrange(2**31), prompts=prompts, inline=False)
         except LabError as e:
             return err(str(e)), gr.update(), gr.update()
