@@ -40,8 +40,10 @@ def test_dpo_moves_rewards_margins_up(lab):
     rows = list(lab.dpo(DPOConfig()))
     steps, summary = [r for r in rows if M.DPO_LOSS in r], rows[-1]
     assert summary["pairs_eval"] >= 2 and summary["policy_version"] == "v001"
-    assert steps[0][M.REWARDS_MARGINS] == 0.0 and steps[-1][M.REWARDS_MARGINS] > 0.05, steps
-    assert summary[M.EVAL_DPO_MARGINS] > summary["start/" + M.EVAL_DPO_MARGINS] == 0.0
+    # Policy = reference before the first update: margins 0 up to float rounding of the two passes.
+    assert abs(steps[0][M.REWARDS_MARGINS]) < 1e-4 and steps[-1][M.REWARDS_MARGINS] > 0.05, steps
+    assert abs(summary["start/" + M.EVAL_DPO_MARGINS]) < 1e-4
+    assert summary[M.EVAL_DPO_MARGINS] > summary["start/" + M.EVAL_DPO_MARGINS]
     assert summary[M.EVAL_DPO_ACCURACY] == 1.0, summary
 
 

@@ -129,6 +129,9 @@ def test_whole_loop_in_browser(tmp_path):
             number = page.locator("input[aria-label='number input for steps']")
             number.fill("2")
             number.press("Enter")
+            batch = page.locator("input[aria-label='number input for batch size (rollouts)']")
+            batch.fill("4")  # the mechanics are under test: 4 rollouts of 128 tokens keep the suite short
+            batch.press("Enter")
             page.locator("#lab-run-ppo").click()
             clicked = time.monotonic()
             page.locator("#lab-ppo-progress").filter(has_text="step 1 of 2").wait_for(timeout=2_000)

@@ -78,7 +78,10 @@ def test_vote_in_compare_tab_and_leaderboard_updates(tmp_path, tiny_model_dir):
             assert f"A · {first}" in page.locator("#lab-arena-a").inner_text()
             [rec] = votes_on_disk(tmp_path)  # on disk when the page said saved
             assert rec["verdict"] == "A" and rec["a"]["version"] == first and rec["annotator"] == "human"
-            assert rec["a"]["text"] == a and rec["b"]["text"] == b
+            # A textarea's value has its line breaks normalised (CR LF and CR become LF), as HTML specifies.
+            def lf(text):
+                return text.replace("\r\n", "\n").replace("\r", "\n")
+            assert lf(rec["a"]["text"]) == lf(a) and lf(rec["b"]["text"]) == lf(b)
             page.locator("#lab-arena-advice").filter(has_text="1 vote (all)").wait_for(timeout=10_000)
             text = board.inner_text()
             assert "base" in text and "v001" in text and "1000" in text
