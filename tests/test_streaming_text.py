@@ -1,5 +1,4 @@
 """Streamed card text never ends in half a character; prompts too long are refused before any work."""
-import time
 
 import pytest
 import torch
@@ -22,9 +21,10 @@ def test_decode_partial_holds_back_an_unfinished_emoji(tiny_models):
 
 
 def test_an_overlong_prompt_is_refused_at_once_with_its_length(tiny_models):
-    start = time.perf_counter()
+    def no_tokenizer(*args, **kwargs):
+        raise AssertionError("an over-long prompt must be refused before it is tokenized")
+
     with pytest.raises(ConfigError, match="20,000 characters"):
-        check_prompt(tiny_models.tokenizer, tiny_models.model, "x" * 20_000, 64)
-    assert time.perf_counter() - start < 0.1
+        check_prompt(no_tokenizer, tiny_models.model, "x" * 20_000, 64)
     assert check_prompt(tiny_models.tokenizer, tiny_models.model, "hi", 10) == "hi"
     assert MAX_PROMPT_CHARS >= 500

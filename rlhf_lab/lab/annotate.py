@@ -1,6 +1,7 @@
 """Annotation: sample K answers, record rankings (and undo), import/export pairs, let a judge rank (simulate)."""
 from __future__ import annotations
 
+import contextlib
 import queue
 import random
 import time
@@ -188,34 +189,49 @@ def simulate(lab, judge: str, n_prompts: int, cfg: GenerationConfig | None = Non
     return lab.jobs.run(SIMULATE_JOB, lambda: _judged(lab, judge, fn, chosen, cfg, seed), inline)
 
 
-def _judged(lab, judge: str, fn, prompts: list[str], cfg: GenerationConfig, seed: int) -> Iterator[dict]:
-    job, n, started = lab.jobs.current, len(prompts), time.monotonic()
+def answers_by_prompt(lab, prompts: list[str], cfg: GenerationConfig, seed: int, on_step=None,
+                      guard=contextlib.nullcontext) -> Iterator[tuple[int, list[tuple[str, list[str], list[bool]]]]]:
+    """K answers from the current policy for each prompt, several prompts per sampling call (SIMULATE_ROWS
+    rows: a decode step costs nearly the same for 32 rows as for 4). Yields (index of the chunk's first prompt,
+    [(prompt, its K answers, which were cut)]) per call. on_step(first, size) makes the call's token callback;
+    each call runs inside guard() (e.g. the job slot). Stopped propagates from a stopped call."""
     per_call = max(1, SIMULATE_ROWS // cfg.k)
-    for start in range(0, n, per_call):
+    for start in range(0, len(prompts), per_call):
         chunk = prompts[start:start + per_call]
         rows = [p for p in chunk for _ in range(cfg.k)]
+        with guard():
+            rollout = model_thread.call(sample, lab.models, rows, cfg.max_new_tokens, cfg.temperature, cfg.top_p,
+                                        seed * 100003 + start, POLICY,
+                                        on_step=on_step(start, len(chunk)) if on_step else None,
+                                        stop_event=lab.jobs.stop_event)
+        yield start, [(prompt, rollout.texts[j * cfg.k:(j + 1) * cfg.k],
+                       rollout.truncated[j * cfg.k:(j + 1) * cfg.k].tolist()) for j, prompt in enumerate(chunk)]
 
-        def on_step(partial, first=start, size=len(chunk)):
+
+def _judged(lab, judge: str, fn, prompts: list[str], cfg: GenerationConfig, seed: int) -> Iterator[dict]:
+    job, n, started, ranked = lab.jobs.current, len(prompts), time.monotonic(), 0
+
+    def on_step(first, size):
+        def show(partial):
             if job is not None and partial.shape[1] % 4 == 0:  # read by the UI's timer (job.phase)
                 done = partial.shape[1] / cfg.max_new_tokens
                 job.phase = {"text": f"prompts {first + 1}–{first + size} of {n}: token {partial.shape[1]} of "
                                      f"at most {cfg.max_new_tokens}", "progress": (first + done * size) / n}
-        try:
-            rollout = model_thread.call(sample, lab.models, rows, cfg.max_new_tokens, cfg.temperature, cfg.top_p,
-                                        seed * 100003 + start, POLICY, on_step=on_step,
-                                        stop_event=lab.jobs.stop_event)
-        except Stopped:
-            yield {"summary": True, "stopped": True, "ranked": start, "seconds": time.monotonic() - started}
-            return
-        for j, prompt in enumerate(chunk):
-            texts = rollout.texts[j * cfg.k:(j + 1) * cfg.k]
-            truncated = rollout.truncated[j * cfg.k:(j + 1) * cfg.k].tolist()
-            groups, scores = judges.rank(fn, prompt, texts)
-            rec = rank(lab, prompt, texts, groups, annotator=f"judge:{judge}",
-                       extra={"judge_scores": scores, "truncated": truncated})
-            index = start + j
-            yield {"index": index, "step": index + 1, "prompt": prompt, "texts": texts, "truncated": truncated,
-                   "ranking": groups, "scores": scores, "id": rec["id"], "progress": (index + 1) / n}
-        if job is not None:
-            job.phase = {"text": f"{start + len(chunk)} of {n} prompts ranked", "progress": (start + len(chunk)) / n}
+        return show
+
+    try:
+        for start, answers in answers_by_prompt(lab, prompts, cfg, seed, on_step):
+            for j, (prompt, texts, truncated) in enumerate(answers):
+                groups, scores = judges.rank(fn, prompt, texts)
+                rec = rank(lab, prompt, texts, groups, annotator=f"judge:{judge}",
+                           extra={"judge_scores": scores, "truncated": truncated})
+                index = start + j
+                yield {"index": index, "step": index + 1, "prompt": prompt, "texts": texts, "truncated": truncated,
+                       "ranking": groups, "scores": scores, "id": rec["id"], "progress": (index + 1) / n}
+            ranked = start + len(answers)
+            if job is not None:
+                job.phase = {"text": f"{ranked} of {n} prompts ranked", "progress": ranked / n}
+    except Stopped:
+        yield {"summary": True, "stopped": True, "ranked": ranked, "seconds": time.monotonic() - started}
+        return
     yield {"summary": True, "stopped": False, "ranked": n, "seconds": time.monotonic() - started}

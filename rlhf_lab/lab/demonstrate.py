@@ -10,10 +10,7 @@ from ..config import GenerationConfig
 from ..data import demonstrations as demos
 from ..data import prompts as builtin
 from ..errors import LabError, SessionError
-from ..generation.sampling import sample
-from ..modeling.adapters import POLICY
-from ..runtime import model_thread
-from .annotate import SIMULATE_ROWS, ImportCount
+from .annotate import ImportCount, answers_by_prompt
 
 
 def demonstrate(lab, prompt: str, completion: str, shown: list[str] | None = None,
@@ -69,7 +66,7 @@ def import_demonstrations(lab, path: Path | str, annotator: str = "import") -> I
 
 def write_demonstrations(lab, judge: str, n: int, cfg: GenerationConfig | None = None,
                          seed: int = 0) -> Iterator[dict]:
-    """A judge writes n demonstrations: for built-in prompts in turn, sample K answers from the current policy
+    """A judge writes n demonstrations: for prompts of its prompt set in turn, sample K answers from the current policy
     and keep the judge's favourite among those that finished (with EOS) as the demonstration, the K answers
     as the ones it was preferred over. Prompts with no finished answer are passed over (at most 4n tried).
     Yields one row per demonstration written."""
@@ -78,19 +75,13 @@ def write_demonstrations(lab, judge: str, n: int, cfg: GenerationConfig | None =
     fn = judges.get_judge(judge)
     cfg = cfg or GenerationConfig()
     lab.require_session()
-    models = lab.models or lab.load_model()
+    if lab.models is None:
+        lab.load_model()
     prompts = builtin.sample_prompts(4 * int(n), seed, scenarios.prompts_for_judge(judge))  # where its taste shows
     written = 0
-    per_call = max(1, SIMULATE_ROWS // cfg.k)  # several prompts per sampling call, as simulate does
-    for start in range(0, len(prompts), per_call):
-        chunk = prompts[start:start + per_call]
-        with lab.jobs.inline("write demonstrations"):
-            rollout = model_thread.call(sample, models, [p for p in chunk for _ in range(cfg.k)], cfg.max_new_tokens,
-                                        cfg.temperature, cfg.top_p, seed * 100003 + start, POLICY,
-                                        stop_event=lab.jobs.stop_event)
-        for j, prompt in enumerate(chunk):
-            texts = rollout.texts[j * cfg.k:(j + 1) * cfg.k]
-            cut = rollout.truncated[j * cfg.k:(j + 1) * cfg.k].tolist()
+    guard = lambda: lab.jobs.inline("write demonstrations")  # noqa: E731 - one sampling call at a time
+    for _, answers in answers_by_prompt(lab, prompts, cfg, seed, guard=guard):
+        for prompt, texts, cut in answers:
             finished = [i for i, text in enumerate(texts) if not cut[i] and text.strip()]
             if written == n or not finished:
                 continue
