@@ -81,7 +81,7 @@ def test_autopilot_refuses_bad_input_before_a_job(lab):
 def tiny_scenario(monkeypatch):
     """`concise` resized for the tiny model, ranked by the `longer` judge."""
     small = dataclasses.replace(scenarios.get("concise"), judge="longer", n_prompts=6, k=3, max_new_tokens=8,
-                                reward_seconds=30, ppo_steps=2, eval_prompts=3)
+                                reward_seconds=30, algorithm="ppo", ppo_steps=2, eval_prompts=3)
     monkeypatch.setattr(scenarios, "SCENARIOS", (small,) + scenarios.SCENARIOS[1:])
     return small
 
@@ -120,6 +120,20 @@ def test_scenario_runs_the_whole_loop_and_the_report_tells_it(lab, tiny_scenario
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)\s*=\s*['\"]?(https?:)?//", text, re.I)
     assert text.count("Plotly.newPlot") == 2  # the reward-model and PPO plots, plotly.js inlined once
     assert "Reward model" in text and "Before and after" in text and "concise" in text
+
+
+def test_a_dpo_scenario_trains_with_dpo_and_the_story_says_so(lab, monkeypatch):
+    small = dataclasses.replace(scenarios.get("cheerful"), judge="longer", n_prompts=6, k=3, max_new_tokens=8,
+                                reward_seconds=30, eval_prompts=3)
+    assert small.algorithm == "dpo"  # the shipped scenarios fit the workshop slot with DPO
+    monkeypatch.setattr(scenarios, "SCENARIOS", (small,))
+    rows = list(lab.run_scenario("cheerful"))
+    summary = rows[-1]
+    assert [s for s in dict.fromkeys(r["stage"] for r in rows[:-1])] == ["autopilot", "reward", "dpo"]
+    assert summary["dpo_steps"] >= 1 and summary["policy"] == "v001" and "last/rewards/margins" in summary
+    assert set(summary["seconds"]) == {"autopilot", "reward", "dpo", "evaluate", "total"}
+    assert lab.versions()[-1]["algorithm"] == "dpo"
+    assert any(x.startswith("DPO: ") for x in lab.story())
 
 
 def test_report_of_a_fresh_session_and_votes(lab, tmp_path):

@@ -37,10 +37,10 @@ def _dpo(lab, scenario: Scenario, out: dict) -> Iterator[dict]:
         if not row.get("summary"):
             rows.append(row)
             yield row
-    if rows:
-        for key in ("rewards/margins", "eval/rewards/accuracies"):
-            if key in rows[-1]:
-                out[f"last/{key}"] = rows[-1][key]
+    for key in ("rewards/margins", "eval/rewards/accuracies"):  # training rows and held-out rows alternate
+        seen = [row[key] for row in rows if key in row]
+        if seen:
+            out[f"last/{key}"] = seen[-1]
     out["dpo_steps"] = len(rows)
 
 

@@ -86,7 +86,7 @@ def test_report_opens_offline_and_draws_its_plots(tiny_model_dir, tiny_models, t
 
     monkeypatch.setitem(judges.BUILTIN, "longer", longer)
     small = dataclasses.replace(scenarios.get("concise"), judge="longer", n_prompts=6, k=3, max_new_tokens=8,
-                                reward_seconds=30, ppo_steps=3, eval_prompts=3)
+                                reward_seconds=30, algorithm="ppo", ppo_steps=3, eval_prompts=3)
     monkeypatch.setattr(scenarios, "SCENARIOS", (small,))
     lab = Lab(tmp_path / "sessions", model_cfg=ModelConfig(model=str(tiny_model_dir), precision="fp32", lora_r=4))
     lab.models, lab.model_cfg = tiny_models, lab.default_model_cfg
