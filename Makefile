@@ -33,8 +33,11 @@ $(NOTEBOOK_STAMP): requirements-notebook.txt $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-notebook.txt
 	touch $(NOTEBOOK_STAMP)
 
+# JupyterLab refuses to start as root (containers often are) unless told.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 notebook: setup $(NOTEBOOK_STAMP)
-	PYTHONPATH=$(CURDIR) $(PY) -m jupyter lab --ip=127.0.0.1 --notebook-dir=$(CURDIR) \
+	PYTHONPATH=$(CURDIR) $(PY) -m jupyter lab --ip=127.0.0.1 --notebook-dir=$(CURDIR) $(ALLOW_ROOT) \
 		notebooks/tour.ipynb
 
 # The whole suite: fast math, real-model checks, fault tests and the browser end-to-end test.

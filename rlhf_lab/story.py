@@ -15,14 +15,21 @@ def _fixed(value: float, digits: int = 1) -> str:
     return f"{round(value, digits) or 0.0:.{digits}f}"
 
 
+def _has(row: dict, key: str) -> bool:
+    """The row has a number for key: a row from a metrics DataFrame holds NaN where that step logged nothing
+    (DPO's held-out rows have no training accuracy)."""
+    value = row.get(key)
+    return value is not None and value == value
+
+
 def _mean(rows: list[dict], key: str) -> float | None:
-    values = [r[key] for r in rows if r.get(key) is not None]
+    values = [r[key] for r in rows if _has(r, key)]
     return sum(values) / len(values) if values else None
 
 
 def ends(rows: list[dict], key: str, window: int = 3) -> tuple[float, float] | None:
     """Mean of `key` over the first and the last `window` rows (fewer for short runs), or None."""
-    part = [r for r in rows if r.get(key) is not None]
+    part = [r for r in rows if _has(r, key)]
     if len(part) < 2:
         return None
     w = max(1, min(window, len(part) // 2))
@@ -77,8 +84,12 @@ def ppo_lines(rows: list[dict]) -> list[str]:
     if scores is None or kl is None:
         return []
     rise = scores[1] - scores[0]
-    verb = "raised" if rise >= 0 else "lowered"
-    out = [f"PPO {verb} the reward by {abs(rise):.1f} while drifting {_fixed(kl[1])} nats from the original model."]
+    if abs(rise) < 0.05:  # "lowered the reward by 0.0" reads as a contradiction
+        out = [f"PPO left the reward where it was while drifting {_fixed(kl[1])} nats from the original model."]
+    else:
+        verb = "raised" if rise > 0 else "lowered"
+        out = [f"PPO {verb} the reward by {abs(rise):.1f} while drifting {_fixed(kl[1])} nats from the original "
+               "model."]
     length = ends(rows, M.LENGTH)
     if length and length[0]:
         out.append(length_line(*length))

@@ -61,6 +61,9 @@ def test_longer_answers_and_lowered_reward():
     assert story.ppo_lines(rows)[:2] == [
         "PPO lowered the reward by 0.5 while drifting 0.4 nats from the original model.",
         "Answers got 50% longer (20 → 30 tokens) — is that what you wanted?"]
+    flat = [ppo_row(1, 1.0, 0.0, 20, 0.5), ppo_row(2, 0.98, 0.01, 20, 0.5)]
+    assert story.ppo_lines(flat)[0] == ("PPO left the reward where it was while drifting 0.0 nats from the "
+                                        "original model.")
 
 
 def test_dpo_and_evaluation_lines_and_the_whole_story():
@@ -68,6 +71,11 @@ def test_dpo_and_evaluation_lines_and_the_whole_story():
            {"phase": "dpo", "step": 2, "round": 1, "rewards/accuracies": 0.75}]
     assert story.dpo_lines(dpo) == ["DPO: the policy now prefers the chosen answer in 75% of training pairs "
                                     "(from 50%)."]
+    # As the story reads them, from a metrics DataFrame: the held-out rows hold NaN for training metrics.
+    nan = float("nan")
+    framed = [{"step": 0, "round": 1, "rewards/accuracies": nan, "eval/rewards/accuracies": 0.4}, *dpo,
+              {"step": 2, "round": 1, "rewards/accuracies": nan, "eval/rewards/accuracies": 0.6}]
+    assert story.dpo_lines(framed) == story.dpo_lines(dpo)
     ev = {"judge": "concise", "prompts": 16, "policy_score": -2.5625, "reference_score": -3.5625, "kl": 3.49}
     assert story.evaluation_line(ev) == ("On 16 fresh samples the judge “concise” scores the new policy -2.56 "
                                          "and the original model -3.56 (KL 3.5 nats).")

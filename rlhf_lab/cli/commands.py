@@ -232,6 +232,9 @@ def cmd_scenario(args) -> None:
         elif "objective/kl" in row:
             print(f"{stage} step {row['step']}: score {row['objective/scores']:.3f} kl {row['objective/kl']:.3f}",
                   file=sys.stderr, flush=True)
+        elif "loss/dpo" in row:
+            print(f"{stage} step {row['step']}: loss {row['loss/dpo']:.3f} margin {row['rewards/margins']:.3f}",
+                  file=sys.stderr, flush=True)
 
 
 def versions_arg(args) -> list[str] | None:

@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from ..scenarios import names
     p = sub.add_parser("scenario", help="apply a workshop scenario to the session (prints its settings); with "
-                                        "--run, run its whole loop: autopilot -> train-rm -> ppo -> evaluate")
+                                        "--run, run its whole loop: autopilot -> train-rm -> dpo -> evaluate")
     model_args(p)
     session_arg(p)
     p.add_argument("--name", required=True, choices=names())

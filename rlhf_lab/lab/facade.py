@@ -151,7 +151,7 @@ class Lab:
         return scenario.use_scenario(self, name)
 
     def run_scenario(self, name: str, seed: int = 0) -> Iterator[dict]:
-        """A scenario's whole loop: autopilot -> reward model -> PPO -> evaluate; rows, then a summary."""
+        """A scenario's whole loop: autopilot -> reward model -> DPO (or PPO) -> evaluate; rows, then a summary."""
         return scenario.run_scenario(self, name, seed)
 
     def story(self) -> list[str]:

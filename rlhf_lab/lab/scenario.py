@@ -1,4 +1,5 @@
-"""A workshop scenario's whole loop, headless: autopilot -> reward model -> PPO -> evaluate, timed per stage."""
+"""A workshop scenario's whole loop, headless: autopilot -> reward model -> DPO (or PPO) -> evaluate, timed
+per stage."""
 from __future__ import annotations
 
 import time
@@ -81,7 +82,7 @@ def run_scenario(lab, name: str, seed: int = 0) -> Iterator[dict]:
         yield {"stage": scenario.algorithm, **row}
     lap(scenario.algorithm)
     result = lab.evaluate(scenario.judge, scenario.eval_prompts, seed=seed + 1234)
-    out.update({k: result[k] for k in ("policy", "policy_score", "reference_score", "kl", "policy_length",
+    out.update({k: result[k] for k in ("policy", "policy_score", "reference_score", "kl", "kl_k3", "policy_length",
                                        "reference_length", "policy_finished", "reference_finished")})
     lap("evaluate")
     out["seconds"]["total"] = round(time.time() - started, 1)
