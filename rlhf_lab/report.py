@@ -70,7 +70,7 @@ def settings_rows(meta: dict) -> list[dict]:
     rows = [("session", meta.get("name")), ("scenario", meta.get("scenario")), ("model", model.get("model")),
             ("precision", model.get("precision")), ("system prompt", model.get("system_prompt")),
             ("policy version", meta.get("policy_version")), ("round", meta.get("round")),
-            ("PPO steps so far", meta.get("ppo_steps")), ("KL coefficient now", meta.get("kl_coef")),
+            ("PPO steps so far", meta.get("ppo_steps") or None), ("KL coefficient now", meta.get("kl_coef")),
             ("reward model trained", time.strftime("%Y-%m-%d %H:%M", time.localtime(rm["trained_at"]))
              if rm.get("trained_at") else None)]
     return [{"setting": k, "value": v} for k, v in rows if v is not None]

@@ -5,9 +5,10 @@ CPU with the default model: 32 prompts x 4 answers give ~80-100 pairs, a reward 
 minutes (for the story: how well a model of your taste generalises), DPO on the same pairs, 16 prompts to
 evaluate. DPO rather than PPO because of the clock: on the 2-core AVX2 machine a PPO step of 16 rollouts x 128
 tokens takes ~40 s and the concise loop's judge score only moved after ~15 steps (10 minutes of PPO alone),
-while DPO moved the concise and cheerful judges' scores in 2-4 minutes at under 1 nat of KL (docs/results.md,
-"DPO beside PPO"). The UI's PPO tab is one click away for the classic PPO loop. Measured per scenario in
-docs/results.md. Prompt files ship in rlhf_lab/data/scenario_prompts/.
+while DPO moved the concise and enthusiastic judges' scores in 2-4 minutes at under 1 nat of KL on the same
+rankings (docs/results.md, "DPO beside PPO" and the enthusiastic DPO table before it). The UI's PPO tab is one
+click away for the classic PPO loop. Measured per scenario in docs/results.md (7.5-9 minutes each). Prompt
+files ship in rlhf_lab/data/scenario_prompts/.
 """
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ class Scenario:
     k: int = 4
     """Answers per prompt."""
     max_new_tokens: int = 128
-    """Answer cap while ranking, the same as PPO's rollouts (PPOConfig): what PPO samples must look like what
-    was ranked."""
+    """Answer cap while ranking: the same as PPO's rollouts (PPOConfig), so that what PPO samples looks like
+    what was ranked; DPO keeps up to 192 answer tokens (DPOConfig.max_completion_length), so nothing is cut."""
     reward_seconds: float = 120.0
     """Time budget of reward-model training (early stopping usually ends it sooner)."""
     algorithm: str = "dpo"

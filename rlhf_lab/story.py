@@ -99,7 +99,7 @@ def ppo_lines(rows: list[dict]) -> list[str]:
     gold = ends(rows, M.GOLD_SCORES)
     if gold:
         line = f"The judge's own score went from {gold[0]:.2f} to {gold[1]:.2f}"
-        if rise > 0 and gold[1] < gold[0]:
+        if rise >= 0.05 and gold[1] < gold[0]:  # the same threshold as "raised" above
             line += ", falling while the reward model's rose: PPO is gaming the reward model"
         out.append(line + ".")
     return out

@@ -130,7 +130,11 @@ def test_a_dpo_scenario_trains_with_dpo_and_the_story_says_so(lab, monkeypatch):
     rows = list(lab.run_scenario("cheerful"))
     summary = rows[-1]
     assert [s for s in dict.fromkeys(r["stage"] for r in rows[:-1])] == ["autopilot", "reward", "dpo"]
-    assert summary["dpo_steps"] >= 1 and summary["policy"] == "v001" and "last/rewards/margins" in summary
+    steps = [r for r in rows[:-1] if r["stage"] == "dpo" and "loss/dpo" in r]
+    assert summary["dpo_steps"] == len(steps) >= 1 and summary["policy"] == "v001"
+    assert summary["last/rewards/margins"] == steps[-1]["rewards/margins"]
+    assert "last/eval/rewards/accuracies" in summary and isinstance(summary["dpo_held_out"], bool)
+    assert summary["kl_k3"] >= 0 and summary["reward_trained"] is True
     assert set(summary["seconds"]) == {"autopilot", "reward", "dpo", "evaluate", "total"}
     assert lab.versions()[-1]["algorithm"] == "dpo"
     assert any(x.startswith("DPO: ") for x in lab.story())

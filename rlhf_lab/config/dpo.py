@@ -21,17 +21,19 @@ class DPOConfig:
     mean log-probs, which stops pushing once the margin is reached instead of driving it to infinity)."""
     epochs: int = 3
     """Passes over the training pairs (TRL's default). A workshop session has few pairs, so DPO takes few steps:
-    see learning_rate for what 2 and 3 epochs did."""
+    3 epochs of a 32-prompt session are ~30-40 steps (docs/results.md)."""
     learning_rate: float = 2e-4
     """Adam step for the policy LoRA. On the enthusiastic judge's 32 rankings of 4 (101 training pairs, 36 steps;
     docs/results.md) 5e-4 drifted 7.7 nats from the reference (answers twice as long, 44% finished) while 2e-4
-    raised the judge's score as far (2.25 vs 1.19 for the reference) at 0.4 nats. On 16 concise rankings
-    (9 steps) 1e-4 and 3e-4 barely moved the policy (KL <= 0.008 nats). TRL's 5e-7..5e-6 are for full
-    fine-tuning; a rank-16 LoRA on the top 8 layers needs far larger steps. bench/dpo_vs_ppo.sh measures it."""
+    raised the judge's score as far (2.25 vs 1.19 for the reference) at 0.4 nats; on the concise judge's 32
+    rankings (27 steps) 2e-4 moved the judge's score from -2.50 to -1.50 at 0.6 nats (bench/dpo_vs_ppo.sh,
+    docs/results.md "DPO beside PPO"). On 16 concise rankings in 4 steps, 1e-4 and 3e-4 barely moved the policy
+    (KL <= 0.008 nats). TRL's 5e-7..5e-6 are for full fine-tuning; a rank-16 LoRA on the top 8 layers needs far
+    larger steps."""
     batch_rankings: int = 2
     """Rankings per optimizer step. Every answer of a ranking is scored once and all its pairs share it
     (2 rankings of 4 answers: 8 sequences for up to 12 pairs); 2 rather than 4 doubles the steps a small
-    session gives (see learning_rate)."""
+    session gives."""
     eval_fraction: float = RewardConfig.eval_fraction
     """Share of prompts held out, the reward model's share: the split is by prompt hash, so DPO holds out
     exactly the prompts the reward model held out and the two held-out accuracies compare."""

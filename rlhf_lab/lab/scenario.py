@@ -33,16 +33,20 @@ def _ppo(lab, scenario: Scenario, out: dict) -> Iterator[dict]:
 
 
 def _dpo(lab, scenario: Scenario, out: dict) -> Iterator[dict]:
-    rows = []
+    rows, summary = [], {}
     for row in lab.dpo():
-        if not row.get("summary"):
+        if row.get("summary"):
+            summary = row
+        else:
             rows.append(row)
             yield row
     for key in ("rewards/margins", "eval/rewards/accuracies"):  # training rows and held-out rows alternate
         seen = [row[key] for row in rows if key in row]
         if seen:
             out[f"last/{key}"] = seen[-1]
-    out["dpo_steps"] = len(rows)
+    out["dpo_steps"] = sum(1 for row in rows if "loss/dpo" in row)  # held-out rows are not steps
+    # Without held-out prompts DPO's "eval/" numbers are on its training pairs: say which they are.
+    out["dpo_held_out"] = bool(summary.get("held_out"))
 
 
 # How each algorithm trains the policy from the session.
@@ -74,8 +78,9 @@ def run_scenario(lab, name: str, seed: int = 0) -> Iterator[dict]:
     for row in lab.train_reward(scenario.reward):
         summary = row
         yield {"stage": "reward", **row}
-    if not summary.get("trained"):
+    if summary.get("stopped") == "stop" or (not summary.get("trained") and scenario.algorithm == "ppo"):
         raise LabError("The reward model was not trained (stopped, or too few pairs); the loop stops here.")
+    out["reward_trained"] = bool(summary.get("trained"))  # DPO goes on without it: it is there for the story
     out.update({k: summary.get(k) for k in ("eval/reward_accuracy", "pairs_eval", "reward/length_r2")})
     lap("reward")
     for row in train(lab, scenario, out):

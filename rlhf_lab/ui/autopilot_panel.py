@@ -82,7 +82,8 @@ def wire(lab, parts: dict, cards: list, columns: list, current, empty: dict, cou
         except LabError as e:
             return *[gr.update()] * 5, err(str(e))
         goal = (f"**{s.title}**: {s.goal} Judge `{s.judge}`, {s.n_prompts} prompts × {s.k} answers; then train "
-                f"the reward model and run {'DPO' if s.algorithm == 'dpo' else f'{s.ppo_steps} PPO steps'}.")
+                f"the reward model (how well the taste was learned) and "
+                f"{'run DPO on the same pairs' if s.algorithm == 'dpo' else f'run {s.ppo_steps} PPO steps'}.")
         return s.judge, s.prompt_set, s.n_prompts, s.k, s.max_new_tokens, goal
 
     def run(judge, source, n, k, max_new):
