@@ -154,7 +154,7 @@ def build(lab):
                 f"Prompt: “{plain(m['prompt'])}”. Which answer is better?")
 
     def tick(last_seen, who):
-        marker = (job_marker(lab, JOB_NAMES), lab_marker(lab))
+        marker = (job_marker(lab, JOB_NAMES), lab_marker(lab), votes_marker(lab))
         if marker == last_seen:
             return *[gr.update()] * 6, last_seen
         choices_now, picked_now = version_choices(lab)
@@ -169,12 +169,23 @@ def build(lab):
         btn.click(lambda m, who, v=verdict: vote(m, who, v), [match, annotator],
                   [match, card_a, card_b, status, *board_outputs, annotator])
     undo_btn.click(undo, [annotator], [status, *board_outputs])
-    annotator.change(boards, [annotator], board_outputs)
+    # Only the person's own pick redraws here: a vote's or the timer's new choices must not queue a redraw that
+    # could land after a later undo and show a stale count (the timer also redraws when votes.jsonl changes).
+    annotator.input(boards, [annotator], board_outputs)
     run_btn.click(run, [versions, judge, n_prompts], [status], api_name="arena_run")
     stop_btn.click(lambda: ok("Stopping…") if lab.stop() else err("Nothing is running."), None, [status])
     timer.tick(tick, [seen, annotator], [progress, *board_outputs, versions, annotator, seen],
                show_progress="hidden")
     return {"restore": restore, "match_outputs": [match, card_a, card_b, status]}
+
+
+def votes_marker(lab):
+    """Changes whenever a vote or an undo is written (votes.jsonl only grows), from any page or the CLI."""
+    try:
+        st = (lab.session.root / "votes.jsonl").stat()
+    except (AttributeError, OSError):  # no session, or no votes yet
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def cut_label(text: str, side: str, truncated: bool):
