@@ -7,6 +7,7 @@ import re
 import gradio as gr
 import pandas as pd
 
+from ..data import votes as vote_records
 from ..errors import LabError
 from .common import err, job_marker, job_view, lab_marker, ok
 
@@ -182,7 +183,7 @@ def build(lab):
 def votes_marker(lab):
     """Changes whenever a vote or an undo is written (votes.jsonl only grows), from any page or the CLI."""
     try:
-        st = (lab.session.root / "votes.jsonl").stat()
+        st = (lab.session.root / vote_records.FILE).stat()
     except (AttributeError, OSError):  # no session, or no votes yet
         return None
     return st.st_size, st.st_mtime_ns
