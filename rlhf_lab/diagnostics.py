@@ -26,6 +26,11 @@ def reward_warnings(summary: dict, prompts: int | None = None, eval_fraction: fl
     if r2 is not None and r2 >= 0.5:
         out.append(f"Answer length alone explains {r2:.0%} of this reward model's scores: it may reward "
                    "shorter (or longer) answers rather than what you ranked for.")
+    against, n_against = summary.get(M.EVAL_RM_ACCURACY_AGAINST_LENGTH), summary.get("pairs_against_length") or 0
+    if against is not None and n_against >= 5 and against <= 0.5:
+        out.append(f"On the {n_against} held-out pairs where the {summary.get('length_rule', 'longer')} answer "
+                   f"lost, it is right only {against:.0%} of the time: it learned answer length more than what "
+                   "you ranked for. Rank pairs where length and your taste disagree, then train again.")
     return out
 
 

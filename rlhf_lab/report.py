@@ -76,6 +76,10 @@ def settings_rows(meta: dict) -> list[dict]:
     return [{"setting": k, "value": v} for k, v in rows if v is not None]
 
 
+def _pct(value: float | None) -> str | None:
+    return None if value is None else f"{value:.0%}"
+
+
 def reward_rows(rm: dict | None) -> list[dict]:
     if not rm:
         return []
@@ -83,7 +87,11 @@ def reward_rows(rm: dict | None) -> list[dict]:
     rows = [("held-out accuracy", None if acc is None else f"{acc:.0%}"),
             ("95% interval", f"{ci[0]:.0%}–{ci[1]:.0%}" if ci else None),
             ("held-out pairs", rm.get("pairs_eval")), ("training pairs", rm.get("pairs_train")),
-            ("length bias (share of its scores answer length explains)", None if r2 is None else f"{r2:.0%}")]
+            ("length bias (share of its scores answer length explains)", None if r2 is None else f"{r2:.0%}"),
+            ("held-out accuracy of the length rule alone", _pct(rm.get(M.EVAL_LENGTH_RULE_ACCURACY))),
+            ("accuracy where length points the wrong way (pairs)",
+             None if rm.get(M.EVAL_RM_ACCURACY_AGAINST_LENGTH) is None else
+             f"{rm[M.EVAL_RM_ACCURACY_AGAINST_LENGTH]:.0%} ({rm.get('pairs_against_length')})")]
     return [{"measure": label, "value": value} for label, value in rows if value is not None]
 
 

@@ -143,6 +143,20 @@ def test_r_squared_hand_computed():
     assert r_squared([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.64)
 
 
+def test_length_rule_hand_computed():
+    from rlhf_lab.algos.stats import length_rule
+    # training: longer won 2 of 3 pairs -> the rule prefers the longer answer
+    train = [(30, 10), (25, 20), (5, 40)]
+    # held out: right, wrong, equal lengths (half), wrong -> (1 + 0 + 0.5 + 0) / 4
+    held = [(50, 20), (10, 30), (15, 15), (8, 9)]
+    rule = length_rule(train, held)
+    assert rule == {"longer_wins": True, "accuracy": 0.375, "against": [1, 3]}
+    # training that favours the shorter answer flips which held-out pairs length gets wrong
+    rule = length_rule([(10, 30), (20, 25)], held)
+    assert rule == {"longer_wins": False, "accuracy": 0.625, "against": [0]}
+    assert length_rule(train, [])["accuracy"] is None
+
+
 def test_diagnostics_say_what_went_wrong():
     from rlhf_lab import diagnostics as D
     weak = {"eval/reward_accuracy": 0.55, "eval/accuracy_ci": [0.36, 0.72], "pairs_eval": 20,
@@ -151,6 +165,12 @@ def test_diagnostics_say_what_went_wrong():
     assert len(said) == 2 and "chance" in said[0] and "more prompts" in said[0] and "81%" in said[1]
     assert D.reward_warnings({"eval/reward_accuracy": 0.9, "eval/accuracy_ci": [0.78, 0.96], "pairs_eval": 48,
                               "reward/length_r2": 0.1}) == []
+    length_only = {"eval/reward_accuracy": 0.8, "eval/accuracy_ci": [0.64, 0.9], "pairs_eval": 40,
+                   "eval/reward_accuracy_against_length": 0.25, "pairs_against_length": 8, "length_rule": "longer"}
+    said = D.reward_warnings(length_only)
+    assert len(said) == 1 and "8 held-out pairs where the longer answer lost" in said[0] and "25%" in said[0]
+    assert D.reward_warnings({**length_only, "eval/reward_accuracy_against_length": 0.75}) == []
+    assert D.reward_warnings({**length_only, "pairs_against_length": 4}) == []  # too few to say
     hacked = [{"val/response_length": 60, "val/finished_frac": 0.9, "objective/scores": 0.1,
                "objective/gold_scores": 2.0}] * 3 + \
              [{"val/response_length": 20, "val/finished_frac": 0.5, "objective/scores": 1.5,
@@ -160,3 +180,4 @@ def test_diagnostics_say_what_went_wrong():
     healthy = [{"val/response_length": 50, "val/finished_frac": 0.9, "objective/scores": s,
                 "objective/gold_scores": s} for s in (0.1, 0.2, 0.3, 0.5, 0.6, 0.7)]
     assert D.ppo_warnings(healthy) == []
+

@@ -29,6 +29,20 @@ def test_reward_lines_agreement_chance_and_length_bias():
                                "reward/length_r2": 0.1}, judge="concise")
     assert "agrees with the judge on 3 of 5" in weak[0] and "coin toss yet" in weak[1] and len(weak) == 2
     assert story.reward_lines(None) == [] and story.reward_lines({"eval/reward_accuracy": None}) == []
+    length_only = story.reward_lines({**rm, "eval/reward_accuracy_against_length": 0.1, "pairs_against_length": 10})
+    assert length_only[2] == "Where length points the wrong way (10 held-out pairs) it is right on 1: mostly length."
+    reads = story.reward_lines({**rm, "eval/reward_accuracy_against_length": 0.7, "pairs_against_length": 10})
+    assert reads[2].endswith("it is right on 7: it reads more than length.")
+
+
+def test_reward_tab_says_how_it_does_where_length_points_the_wrong_way():
+    from rlhf_lab.ui.reward_tab import against_length_line
+    rm = {"eval/reward_accuracy_against_length": 0.25, "pairs_against_length": 8, "length_rule": "longer",
+          "eval/length_rule_accuracy": 0.66}
+    assert against_length_line(rm) == (
+        '\n\nWhere length points the wrong way (8 held-out pairs, where "prefer the longer answer" is wrong; '
+        'that rule alone gets 66% overall), it is right on 2 of 8: 25%.')
+    assert against_length_line({"pairs_against_length": 0, "eval/reward_accuracy_against_length": None}) == ""
 
 
 def test_ppo_lines_reward_kl_length_finished_gold():

@@ -66,6 +66,11 @@ def test_reward_training_changes_only_reward_adapter_and_head(tiny_models):
         m, pairs, RewardConfig(epochs=2, learning_rate=1e-2, batch_rankings=2, eval_fraction=0.34))))
     diff = changed(before, snapshot(m))
     assert rows[-1]["summary"] and rows[-1]["pairs_eval"] >= 1
+    # every training pair preferred the shorter answer, and so does every held-out pair: "prefer the shorter"
+    # gets all of them right, so no pair is left where length points the wrong way
+    summary = rows[-1]
+    assert summary["length_rule"] == "shorter" and summary["eval/length_rule_accuracy"] == 1.0
+    assert summary["pairs_against_length"] == 0 and summary["eval/reward_accuracy_against_length"] is None
     assert diff and all((f".{REWARD}." in n and "lora_" in n) or n.startswith("reward_head.") for n in diff), diff
 
 

@@ -21,7 +21,7 @@ from ..generation.chat import tokenize_pairs
 from ..modeling.adapters import REWARD, LabModels
 from ..modeling.trunk import Trunk
 from .rl_math import bradley_terry_loss
-from .stats import r_squared, wilson_interval
+from .stats import length_rule, r_squared, wilson_interval
 
 
 class TrunkCache:
@@ -78,19 +78,45 @@ def evaluate(models: LabModels, groups: list[Group], cache: TrunkCache, batch: i
             "correct": correct}
 
 
+def _token_lengths(models: LabModels, groups: list[Group]) -> list[list[int]]:
+    return [[len(models.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in g.completions] for g in groups]
+
+
 @torch.no_grad()
 def length_bias(models: LabModels, groups: list[Group], cache: TrunkCache) -> float:
     """R^2 of the reward against answer length (tokens) over the groups' answers: near 1 means the reward
     model mostly measures length, whatever the person ranked for."""
-    scores, lengths = [], []
+    scores = []
     for start in range(0, len(groups), 4):
         chunk = groups[start:start + 4]
         prompts = [g.prompt for g in chunk for _ in g.completions]
         texts = [c for g in chunk for c in g.completions]
         cut = [t for g in chunk for t in g.truncated]
         scores += models.score_from(cache.batch(prompts, texts, cut)).tolist()
-        lengths += [len(models.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-    return r_squared(lengths, scores)
+    return r_squared([n for lengths in _token_lengths(models, groups) for n in lengths], scores)
+
+
+def _pair_lengths(models: LabModels, groups: list[Group]) -> list[tuple[int, int]]:
+    """(chosen, rejected) answer lengths in tokens, pair by pair in the order _batch_scores returns them."""
+    return [(lengths[i], lengths[j]) for g, lengths in zip(groups, _token_lengths(models, groups))
+            for i, j in g.pairs]
+
+
+@torch.no_grad()
+def against_length(models: LabModels, train: list[Group], held: list[Group], cache: TrunkCache) -> dict:
+    """How the reward model does where length cannot help: the held-out pairs that "prefer the longer (or,
+    if the training pairs lean that way, the shorter) answer" gets wrong. A model that learned only length
+    is right on none of them; one that reads what the person ranked for is right on most."""
+    rule = length_rule(_pair_lengths(models, train), _pair_lengths(models, held))
+    margins = []
+    for start in range(0, len(held), 4):
+        c, r = _batch_scores(models, held[start:start + 4], cache)
+        margins += (c - r).tolist()
+    against = [margins[i] for i in rule["against"]]
+    correct = sum(1.0 if m > 0 else 0.5 if m == 0 else 0.0 for m in against)
+    return {M.EVAL_LENGTH_RULE_ACCURACY: rule["accuracy"], "pairs_against_length": len(against),
+            M.EVAL_RM_ACCURACY_AGAINST_LENGTH: correct / len(against) if against else None,
+            "length_rule": "longer" if rule["longer_wins"] else "shorter"}
 
 
 def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
@@ -175,11 +201,12 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
         raise
     models.restore(REWARD, best or start_state)
     bias = length_bias(models, held or train, cache) if best is not None else None
+    content = against_length(models, train, held, cache) if best is not None and held else {}
     low, high = (wilson_interval(best_eval["correct"], best_eval["pairs"]) if best_eval else (None, None))
     yield {**base_row, "summary": True, "step": step, "stopped": stopped_by, "trained": best is not None,
            M.EVAL_RM_ACCURACY: best_eval["accuracy"] if best_eval else None,
            M.EVAL_RM_LOSS: best_loss if best is not None else None,
            "eval/accuracy_ci": [low, high] if best_eval else None,
            M.RM_ACCURACY: sum(epoch_acc) / len(epoch_acc) if epoch_acc else None,
-           M.RM_LENGTH_R2: bias,
+           M.RM_LENGTH_R2: bias, **content,
            "seconds": round(time.monotonic() - started, 2), "held_out": bool(held)}

@@ -32,3 +32,21 @@ def r_squared(x: list[float], y: list[float]) -> float:
         return 0.0
     sxy = sum((a - mx) * (b - my) for a, b in zip(x, y))
     return sxy * sxy / (sxx * syy)
+
+
+def length_rule(train: list[tuple[int, int]], held: list[tuple[int, int]]) -> dict:
+    """The "it is just length" baseline for preference pairs, each (chosen length, rejected length).
+
+    The rule is fitted on the training pairs: prefer the longer answer if longer ones won more often there,
+    else the shorter. On the held-out pairs it reports the rule's accuracy (equal lengths count half) and
+    which pairs it gets wrong: there length points the other way, so a reward model can only be right
+    on them by reading content. Returns {"longer_wins", "accuracy", "against"} (indices into held).
+    """
+    longer = sum(1 for c, r in train if c > r)
+    shorter = sum(1 for c, r in train if c < r)
+    longer_wins = longer >= shorter
+    right = [(c > r) if longer_wins else (c < r) for c, r in held]
+    ties = [c == r for c, r in held]
+    correct = sum(1.0 if ok else 0.5 if tie else 0.0 for ok, tie in zip(right, ties))
+    return {"longer_wins": longer_wins, "accuracy": correct / len(held) if held else None,
+            "against": [i for i, (ok, tie) in enumerate(zip(right, ties)) if not ok and not tie]}

@@ -20,7 +20,9 @@ from ..runtime import model_thread
 from .sessions import load_saved_reward
 
 JOB = "train reward model"
-SUMMARY_KEYS = (M.EVAL_RM_ACCURACY, "eval/accuracy_ci", M.EVAL_RM_LOSS, M.RM_LENGTH_R2, "pairs_train",
+SUMMARY_KEYS = (M.EVAL_RM_ACCURACY, "eval/accuracy_ci", M.EVAL_RM_LOSS, M.RM_LENGTH_R2,
+                M.EVAL_LENGTH_RULE_ACCURACY, M.EVAL_RM_ACCURACY_AGAINST_LENGTH, "pairs_against_length", "length_rule",
+                "pairs_train",
                 "pairs_eval", "warnings", "seconds", "step")
 
 
@@ -55,7 +57,7 @@ def _rows(lab, session: Session, pairs: list[Pair], cfg: RewardConfig) -> Iterat
                 prompts = len({p.prompt for p in pairs})
                 row["warnings"] = reward_warnings(row, prompts, cfg.eval_fraction)
                 session.update_meta(reward_model={"trained_at": row["time"], "prompts": prompts,
-                                                  **{k: row[k] for k in SUMMARY_KEYS}})
+                                                  **{k: row.get(k) for k in SUMMARY_KEYS}})
                 lab.score_cache.clear()
                 saved = True
             elif row.get("summary"):

@@ -26,7 +26,19 @@ def result_text(lab) -> str:
     r2 = rm.get("reward/length_r2")
     if r2 is not None:
         text += f"\n\nLength bias: answer length alone explains {r2:.0%} of its scores."
+    text += against_length_line(rm)
     return text + "".join(f"\n\n⚠️ {w}" for w in rm.get("warnings") or [])
+
+
+def against_length_line(rm: dict) -> str:
+    """The held-out pairs where length points the wrong way: only reading content gets them right."""
+    acc, n, rule = rm.get("eval/reward_accuracy_against_length"), rm.get("pairs_against_length"), \
+        rm.get("eval/length_rule_accuracy")
+    if acc is None or not n:
+        return ""
+    return (f"\n\nWhere length points the wrong way ({n} held-out pairs, where \"prefer the "
+            f"{rm.get('length_rule', 'longer')} answer\" is wrong; that rule alone gets {rule:.0%} overall), "
+            f"it is right on {round(acc * n)} of {n}: {acc:.0%}.")
 
 
 def build(lab):
