@@ -59,6 +59,10 @@ def main() -> None:
         print(json.dumps({**row, "eval/reward_accuracy": summary["eval/reward_accuracy"],
                           "reward/accuracy": summary["reward/accuracy"], "pairs_train": summary["pairs_train"],
                           "pairs_eval": summary["pairs_eval"], "train_seconds": summary["seconds"],
+                          "reward/length_r2": summary.get("reward/length_r2"),
+                          "eval/length_rule_accuracy": summary.get("eval/length_rule_accuracy"),
+                          "eval/reward_accuracy_against_length": summary.get("eval/reward_accuracy_against_length"),
+                          "pairs_against_length": summary.get("pairs_against_length"),
                           "stopped": summary["stopped"], "machine": machine()}), flush=True)
 
 

@@ -67,7 +67,7 @@ def reward_lines(rm: dict | None, judge: str | None = None) -> list[str]:
     if r2 is not None and r2 >= 0.5:
         out.append(f"Answer length alone explains {r2:.0%} of its scores: it may mostly reward length.")
     against, n_against = rm.get(M.EVAL_RM_ACCURACY_AGAINST_LENGTH), rm.get("pairs_against_length")
-    if against is not None and n_against:
+    if against is not None and n_against >= 5:  # fewer pairs say nothing either way
         out.append(f"Where length points the wrong way ({n_against} held-out pairs) it is right on "
                    f"{round(against * n_against)}: {'it reads more than length' if against > 0.5 else 'mostly length'}.")
     return out

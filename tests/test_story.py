@@ -33,6 +33,8 @@ def test_reward_lines_agreement_chance_and_length_bias():
     assert length_only[2] == "Where length points the wrong way (10 held-out pairs) it is right on 1: mostly length."
     reads = story.reward_lines({**rm, "eval/reward_accuracy_against_length": 0.7, "pairs_against_length": 10})
     assert reads[2].endswith("it is right on 7: it reads more than length.")
+    few = story.reward_lines({**rm, "eval/reward_accuracy_against_length": 1.0, "pairs_against_length": 3})
+    assert len(few) == 2  # 3 of 3 is no evidence either way: no sentence
 
 
 def test_reward_tab_says_how_it_does_where_length_points_the_wrong_way():
