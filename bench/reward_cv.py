@@ -27,22 +27,22 @@ def main() -> None:
     from rlhf_lab import judges as J
     from rlhf_lab.algos import reward as R
     from rlhf_lab.config import RewardConfig
-    from rlhf_lab.data.pairs import pairs_from_ranking, prompt_key
+    from rlhf_lab.data.pairs import prompt_key, session_pairs
     from rlhf_lab.lab import Lab
     from rlhf_lab.runtime import model_thread
 
     path = Path(args.session)
     lab = Lab(path.parent)
-    lab.open_session(path.name)
-    pairs = []
-    for rec in lab.rankings():
-        if args.judge:
-            rec = {**rec, "groups": J.rank(J.get_judge(args.judge), rec["prompt"], rec["completions"])[0]}
-        pairs += pairs_from_ranking(rec)
+    lab.open_session(path.name)  # loads the session's own model
+    if args.judge:
+        judge = J.get_judge(args.judge)
+        pairs = session_pairs([{**rec, "verdict": "ranked", "ranking": J.rank(judge, rec["prompt"], rec["completions"])[0]}
+                               for rec in lab.rankings()])
+    else:
+        pairs = lab.pairs()  # what train-rm trains on
     prompts = sorted({prompt_key(p.prompt) for p in pairs})
     random.Random(0).shuffle(prompts)
     fold_of = {p: i % args.folds for i, p in enumerate(prompts)}
-    lab.load_model()
     cfg = RewardConfig()
     one_cache = {}
     R.TrunkCache = lambda models, length, cls=R.TrunkCache: one_cache.setdefault(models.cut, cls(models, length))
@@ -56,6 +56,9 @@ def main() -> None:
             lab.models.reset_reward_adapter(cfg.lora_r, cfg.lora_layers)
             s = [row for row in R.train_reward_model(lab.models, pairs, cfg) if row.get("summary")][-1]
             n, n_against = s["pairs_eval"], s.get("pairs_against_length") or 0
+            if not s.get("trained") or not n or s.get("eval/length_rule_accuracy") is None:
+                print(json.dumps({"fold": fold, "skipped": "no held-out pairs or nothing trained"}), flush=True)
+                continue
             totals["correct"] += s["eval/reward_accuracy"] * n
             totals["pairs"] += n
             totals["rule"] += s["eval/length_rule_accuracy"] * n

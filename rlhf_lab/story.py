@@ -66,10 +66,13 @@ def reward_lines(rm: dict | None, judge: str | None = None) -> list[str]:
     r2 = rm.get(M.RM_LENGTH_R2)
     if r2 is not None and r2 >= 0.5:
         out.append(f"Answer length alone explains {r2:.0%} of its scores: it may mostly reward length.")
-    against, n_against = rm.get(M.EVAL_RM_ACCURACY_AGAINST_LENGTH), rm.get("pairs_against_length")
+    against, n_against = rm.get(M.EVAL_RM_ACCURACY_AGAINST_LENGTH), rm.get("pairs_against_length") or 0
     if against is not None and n_against >= 5:  # fewer pairs say nothing either way
+        low, high = rm.get("eval/against_length_ci") or (0.0, 1.0)
+        verdict = ("it reads more than length" if low > CHANCE else "mostly length" if high < CHANCE
+                   else "no better than chance, so far")
         out.append(f"Where length points the wrong way ({n_against} held-out pairs) it is right on "
-                   f"{round(against * n_against)}: {'it reads more than length' if against > 0.5 else 'mostly length'}.")
+                   f"{round(against * n_against)}: {verdict}.")
     return out
 
 

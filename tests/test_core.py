@@ -181,3 +181,28 @@ def test_diagnostics_say_what_went_wrong():
                 "objective/gold_scores": s} for s in (0.1, 0.2, 0.3, 0.5, 0.6, 0.7)]
     assert D.ppo_warnings(healthy) == []
 
+
+def test_against_length_reads_each_pairs_own_margin():
+    """The reward model's margins and the pairs' lengths line up pair by pair, across batches of groups."""
+    from types import SimpleNamespace
+    import torch
+    from rlhf_lab.algos.reward import against_length
+    from rlhf_lab.data.pairs import Pair, groups_from_pairs
+
+    # A stand-in reward model: the score of an answer is its last word as a number; length = words.
+    models = SimpleNamespace(tokenizer=lambda text, add_special_tokens: {"input_ids": text.split()},
+                             score_from=lambda texts: torch.tensor([float(t.split()[-1]) for t in texts]))
+    cache = SimpleNamespace(batch=lambda prompts, texts, cut: texts)
+    # training: the longer answer won 2 of 3 pairs, so the rule is "prefer the longer"
+    train = groups_from_pairs([Pair("t1", "a a a 0", "a 0", "t1"), Pair("t2", "b b b 0", "b 0", "t2"),
+                               Pair("t3", "c 0", "c c c 0", "t3")])
+    # held out, 6 groups (two batches of 4): the shorter answer won in groups 2, 4 and 6; the model's score
+    # puts the chosen higher in groups 2 and 6 only (and in 1, 3 and 5, where the rule is right anyway)
+    held = groups_from_pairs([Pair("h1", "x x x 5", "x 1", "h1"), Pair("h2", "y 5", "y y y 1", "h2"),
+                              Pair("h3", "z z z 5", "z 1", "h3"), Pair("h4", "w 1", "w w w 5", "h4"),
+                              Pair("h5", "v v v 5", "v 1", "h5"), Pair("h6", "u 9", "u u u 2", "h6")])
+    result = against_length(models, train, held, cache)
+    assert result["length_rule"] == "longer" and result["eval/length_rule_accuracy"] == 0.5
+    assert result["pairs_against_length"] == 3
+    assert result["eval/reward_accuracy_against_length"] == pytest.approx(2 / 3)
+    assert result["eval/against_length_ci"][0] < 0.5 < result["eval/against_length_ci"][1]  # 2 of 3 says little

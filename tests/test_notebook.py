@@ -96,15 +96,29 @@ def test_a_real_sigint_while_the_cell_waits_stops_the_job(nb):
         nb.rank(f"Question {i}?", [f"Good answer {i}.", f"Bad {i}", f"Worse answer {i}!!"], [[0], [1], [2]])
     nb.train_reward(RewardConfig(epochs=1, lora_r=4, lora_layers=2))
     cfg = PPOConfig(batch_size=4, max_new_tokens=8, num_ppo_epochs=1, num_mini_batches=1)
-    timers = []
+    started, done = [], threading.Event()
+
+    def keep_interrupting():
+        # From another thread, as the kernel's signal arrives; again until the cell has asked the job to stop,
+        # so one signal that lands between two rows' handling cannot make the test pass or fail by timing.
+        while not done.is_set() and not nb.lab.jobs.stop_event.is_set():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.wait(0.5)
 
     def interrupt_soon(row):
-        if not timers:  # from another thread, as the kernel's signal arrives
-            timers.append(threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)))
-            timers[0].start()
+        if not started:
+            started.append(threading.Thread(target=keep_interrupting, daemon=True))
+            started[0].start()
 
-    with pytest.raises(Stopped) as caught:
-        nb.ppo(50, cfg, on_row=interrupt_soon)
+    # Python's own handler (KeyboardInterrupt), as in a kernel; a server started by another test may have
+    # installed its own in this process.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(Stopped) as caught:
+            nb.ppo(50, cfg, on_row=interrupt_soon)
+    finally:
+        done.set()
+        signal.signal(signal.SIGINT, previous)
     summary = caught.value.rows[-1]
     assert summary["stopped"] and 1 <= summary["steps"] < 50 and nb.lab.jobs.current is None
     assert len(nb.metrics_frame("ppo")) == summary["steps"]

@@ -29,10 +29,16 @@ def test_reward_lines_agreement_chance_and_length_bias():
                                "reward/length_r2": 0.1}, judge="concise")
     assert "agrees with the judge on 3 of 5" in weak[0] and "coin toss yet" in weak[1] and len(weak) == 2
     assert story.reward_lines(None) == [] and story.reward_lines({"eval/reward_accuracy": None}) == []
-    length_only = story.reward_lines({**rm, "eval/reward_accuracy_against_length": 0.1, "pairs_against_length": 10})
+    length_only = story.reward_lines({**rm, "eval/reward_accuracy_against_length": 0.1, "pairs_against_length": 10,
+                                      "eval/against_length_ci": [0.02, 0.40]})
     assert length_only[2] == "Where length points the wrong way (10 held-out pairs) it is right on 1: mostly length."
-    reads = story.reward_lines({**rm, "eval/reward_accuracy_against_length": 0.7, "pairs_against_length": 10})
-    assert reads[2].endswith("it is right on 7: it reads more than length.")
+    # the verdict follows the interval the trainer gives (Wilson: 13 of 16 -> 0.57-0.93; 7 of 10 -> 0.40-0.89)
+    reads = story.reward_lines({**rm, "eval/reward_accuracy_against_length": 13 / 16, "pairs_against_length": 16,
+                                "eval/against_length_ci": [0.57, 0.93]})
+    assert reads[2].endswith("it is right on 13: it reads more than length.")
+    unsure = story.reward_lines({**rm, "eval/reward_accuracy_against_length": 0.7, "pairs_against_length": 10,
+                                 "eval/against_length_ci": [0.40, 0.89]})
+    assert unsure[2].endswith("it is right on 7: no better than chance, so far.")
     few = story.reward_lines({**rm, "eval/reward_accuracy_against_length": 1.0, "pairs_against_length": 3})
     assert len(few) == 2  # 3 of 3 is no evidence either way: no sentence
 
@@ -43,7 +49,7 @@ def test_reward_tab_says_how_it_does_where_length_points_the_wrong_way():
           "eval/length_rule_accuracy": 0.66}
     assert against_length_line(rm) == (
         '\n\nWhere length points the wrong way (8 held-out pairs, where "prefer the longer answer" is wrong; '
-        'that rule alone gets 66% overall), it is right on 2 of 8: 25%.')
+        'that rule alone gets 66% overall), the reward model is right on 2 of 8: 25%.')
     assert against_length_line({"pairs_against_length": 0, "eval/reward_accuracy_against_length": None}) == ""
 
 

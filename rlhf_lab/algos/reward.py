@@ -116,6 +116,7 @@ def against_length(models: LabModels, train: list[Group], held: list[Group], cac
     correct = sum(1.0 if m > 0 else 0.5 if m == 0 else 0.0 for m in against)
     return {M.EVAL_LENGTH_RULE_ACCURACY: rule["accuracy"], "pairs_against_length": len(against),
             M.EVAL_RM_ACCURACY_AGAINST_LENGTH: correct / len(against) if against else None,
+            "eval/against_length_ci": list(wilson_interval(correct, len(against))) if against else None,
             "length_rule": "longer" if rule["longer_wins"] else "shorter"}
 
 

@@ -172,7 +172,7 @@ def cmd_train_rm(args) -> None:
         print(f"warning: {warning}", file=sys.stderr)
     emit({k: summary.get(k) for k in ("eval/reward_accuracy", "eval/accuracy_ci", "eval/reward_loss",
                                       "reward/accuracy", "reward/length_r2", "eval/length_rule_accuracy",
-                                      "eval/reward_accuracy_against_length", "pairs_against_length",
+                                      "length_rule", "eval/reward_accuracy_against_length", "pairs_against_length",
                                       "pairs_train", "pairs_eval",
                                       "seconds", "stopped", "step")})
 

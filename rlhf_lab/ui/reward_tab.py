@@ -38,7 +38,7 @@ def against_length_line(rm: dict) -> str:
         return ""
     return (f"\n\nWhere length points the wrong way ({n} held-out pairs, where \"prefer the "
             f"{rm.get('length_rule', 'longer')} answer\" is wrong; that rule alone gets {rule:.0%} overall), "
-            f"it is right on {round(acc * n)} of {n}: {acc:.0%}.")
+            f"the reward model is right on {round(acc * n)} of {n}: {acc:.0%}.")
 
 
 def build(lab):
