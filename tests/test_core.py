@@ -186,7 +186,7 @@ def test_against_length_reads_each_pairs_own_margin():
     """The reward model's margins and the pairs' lengths line up pair by pair, across batches of groups."""
     from types import SimpleNamespace
     import torch
-    from rlhf_lab.algos.reward import against_length
+    from rlhf_lab.algos.reward import length_checks
     from rlhf_lab.data.pairs import Pair, groups_from_pairs
 
     # A stand-in reward model: the score of an answer is its last word as a number; length = words.
@@ -201,7 +201,7 @@ def test_against_length_reads_each_pairs_own_margin():
     held = groups_from_pairs([Pair("h1", "x x x 5", "x 1", "h1"), Pair("h2", "y 5", "y y y 1", "h2"),
                               Pair("h3", "z z z 5", "z 1", "h3"), Pair("h4", "w 1", "w w w 5", "h4"),
                               Pair("h5", "v v v 5", "v 1", "h5"), Pair("h6", "u 9", "u u u 2", "h6")])
-    result = against_length(models, train, held, cache)
+    result = length_checks(models, train, held, cache)
     assert result["length_rule"] == "longer" and result["eval/length_rule_accuracy"] == 0.5
     assert result["pairs_against_length"] == 3
     assert result["eval/reward_accuracy_against_length"] == pytest.approx(2 / 3)

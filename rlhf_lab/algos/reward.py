@@ -83,38 +83,43 @@ def _token_lengths(models: LabModels, groups: list[Group]) -> list[list[int]]:
 
 
 @torch.no_grad()
-def length_bias(models: LabModels, groups: list[Group], cache: TrunkCache) -> float:
-    """R^2 of the reward against answer length (tokens) over the groups' answers: near 1 means the reward
-    model mostly measures length, whatever the person ranked for."""
-    scores = []
+def _group_scores(models: LabModels, groups: list[Group], cache: TrunkCache) -> list[list[float]]:
+    """The reward of every answer, group by group (four groups per forward)."""
+    out = []
     for start in range(0, len(groups), 4):
         chunk = groups[start:start + 4]
         prompts = [g.prompt for g in chunk for _ in g.completions]
         texts = [c for g in chunk for c in g.completions]
         cut = [t for g in chunk for t in g.truncated]
-        scores += models.score_from(cache.batch(prompts, texts, cut)).tolist()
-    return r_squared([n for lengths in _token_lengths(models, groups) for n in lengths], scores)
+        flat = iter(models.score_from(cache.batch(prompts, texts, cut)).tolist())
+        out += [[next(flat) for _ in g.completions] for g in chunk]
+    return out
 
 
-def _pair_lengths(models: LabModels, groups: list[Group]) -> list[tuple[int, int]]:
-    """(chosen, rejected) answer lengths in tokens, pair by pair in the order _batch_scores returns them."""
-    return [(lengths[i], lengths[j]) for g, lengths in zip(groups, _token_lengths(models, groups))
-            for i, j in g.pairs]
+def _pair_values(groups: list[Group], per_answer: list[list]) -> list[tuple]:
+    """(chosen's, rejected's) value for every pair of the groups, from per-answer values group by group."""
+    return [(values[i], values[j]) for g, values in zip(groups, per_answer) for i, j in g.pairs]
 
 
-@torch.no_grad()
-def against_length(models: LabModels, train: list[Group], held: list[Group], cache: TrunkCache) -> dict:
-    """How the reward model does where length cannot help: the held-out pairs that "prefer the longer (or,
-    if the training pairs lean that way, the shorter) answer" gets wrong. A model that learned only length
-    is right on none of them; one that reads what the person ranked for is right on most."""
-    rule = length_rule(_pair_lengths(models, train), _pair_lengths(models, held))
-    margins = []
-    for start in range(0, len(held), 4):
-        c, r = _batch_scores(models, held[start:start + 4], cache)
-        margins += (c - r).tolist()
+def length_checks(models: LabModels, train: list[Group], held: list[Group], cache: TrunkCache) -> dict:
+    """How much of the reward is answer length, scoring each answer once.
+
+    reward/length_r2: R^2 of the reward against length (tokens) over the held-out answers (the training ones
+    if nothing is held out); near 1 means the model mostly measures length, whatever the person ranked for.
+    With a held-out set, also how the model does where length cannot help: the held-out pairs that "prefer
+    the longer (or, if the training pairs lean that way, the shorter) answer" gets wrong. A model that
+    learned only length is right on none of them; one that reads what the person ranked for is right on most.
+    """
+    scored = held or train
+    scores, lengths = _group_scores(models, scored, cache), _token_lengths(models, scored)
+    out = {M.RM_LENGTH_R2: r_squared([n for row in lengths for n in row], [x for row in scores for x in row])}
+    if not held:
+        return out
+    rule = length_rule(_pair_values(train, _token_lengths(models, train)), _pair_values(held, lengths))
+    margins = [c - r for c, r in _pair_values(held, scores)]
     against = [margins[i] for i in rule["against"]]
     correct = sum(1.0 if m > 0 else 0.5 if m == 0 else 0.0 for m in against)
-    return {M.EVAL_LENGTH_RULE_ACCURACY: rule["accuracy"], "pairs_against_length": len(against),
+    return {**out, M.EVAL_LENGTH_RULE_ACCURACY: rule["accuracy"], "pairs_against_length": len(against),
             M.EVAL_RM_ACCURACY_AGAINST_LENGTH: correct / len(against) if against else None,
             "eval/against_length_ci": list(wilson_interval(correct, len(against))) if against else None,
             "length_rule": "longer" if rule["longer_wins"] else "shorter"}
@@ -201,13 +206,12 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
         models.restore(REWARD, best or start_state)
         raise
     models.restore(REWARD, best or start_state)
-    bias = length_bias(models, held or train, cache) if best is not None else None
-    content = against_length(models, train, held, cache) if best is not None and held else {}
+    lengths = length_checks(models, train, held, cache) if best is not None else {M.RM_LENGTH_R2: None}
     low, high = (wilson_interval(best_eval["correct"], best_eval["pairs"]) if best_eval else (None, None))
     yield {**base_row, "summary": True, "step": step, "stopped": stopped_by, "trained": best is not None,
            M.EVAL_RM_ACCURACY: best_eval["accuracy"] if best_eval else None,
            M.EVAL_RM_LOSS: best_loss if best is not None else None,
            "eval/accuracy_ci": [low, high] if best_eval else None,
            M.RM_ACCURACY: sum(epoch_acc) / len(epoch_acc) if epoch_acc else None,
-           M.RM_LENGTH_R2: bias, **content,
+           **lengths,
            "seconds": round(time.monotonic() - started, 2), "held_out": bool(held)}
