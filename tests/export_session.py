@@ -46,6 +46,7 @@ def fill_session(lab) -> None:
             param.normal_(0.0, 0.5)
         models.reward_head.weight.normal_()
         models.reward_head.bias.fill_(HEAD_BIAS)
+    models.readouts[REWARD] = "last"  # the one read-out a *ForSequenceClassification reproduces
     checkpoints.save_adapter(models, REWARD, session.adapter_dir("reward"), info={"test": True})
     checkpoints.save_adapter(models, POLICY, session.adapter_dir("policy") / "v001", info={"algorithm": "test"})
     session.update_meta(policy_version="v001", round=1, reward_model={"trained_at": 1.0})

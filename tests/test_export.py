@@ -207,6 +207,7 @@ def test_a_default_model_session_exports_with_its_hub_name_and_reward(tmp_path):
             param.normal_(0.0, 0.02)
         lab.models.reward_head.weight.normal_(0.0, 0.05)
         lab.models.reward_head.bias.fill_(HEAD_BIAS)
+    lab.models.readouts[REWARD] = "last"  # the read-out a *ForSequenceClassification reproduces
     checkpoints.save_adapter(lab.models, REWARD, lab.session.adapter_dir("reward"))
     lab.session.update_meta(reward_model={"trained_at": 1.0})
     lab_scores = torch.tensor(lab.score(PROMPTS[0], texts))

@@ -225,3 +225,17 @@ def test_a_session_without_trained_models_exports_its_data_and_the_base(records_
     assert not (tmp_path / "b" / "reward_model").exists() and result["files"]["preferences.jsonl"] == 1
     text = (tmp_path / "b" / "LAUNCH.md").read_text()
     assert "openrlhf.cli.train_rm" in text and "train_ppo_ray" not in text and "main_ppo" not in text
+
+
+def test_a_reward_model_read_over_the_whole_answer_is_not_exported(exported, records_only, tmp_path):
+    lab = records_only("whole-answer")
+    lab.rank("Why?", ["Because.", "No."], [[0], [1]])
+    folder = lab.session.adapter_dir("reward")
+    shutil.copytree(exported.lab.session.adapter_dir("reward"), folder)
+    info = json.loads((folder / "info.json").read_text())
+    (folder / "info.json").write_text(json.dumps({**info, "readout": "last+mean"}))
+    result = lab.export_bundle(tmp_path / "b")
+    assert "reward_model" not in result["models"] and not (tmp_path / "b" / "reward_model").exists()
+    assert not (tmp_path / "b" / "reward_adapter").exists() and "reward" not in result["recipes"]
+    assert any("train-rm --readout last" in w for w in result["warnings"])
+    assert "train-rm --readout last" in (tmp_path / "b" / "LAUNCH.md").read_text()

@@ -60,7 +60,7 @@ def test_sigkill_during_ranking_burst_and_training_loses_nothing(tmp_path):
         app.wait_ready()
         client = Client(app.url, verbose=False)
         assert client.predict(api_name="/counts")["rankings"] >= len(acked)
-        client.predict(3, 1e-3, 8, 60, False, api_name="/train_reward")
+        client.predict(3, 1e-3, 8, 60, False, "last+mean", api_name="/train_reward")
         time.sleep(6)
         app.kill()
         reward_dir = tmp_path / "e2e" / "adapters" / "reward"

@@ -1,7 +1,8 @@
 """One PPO update of the 4-bit policy against the reward model, in the order of CleanRL's ppo.py.
 
 The policy is the "policy" LoRA adapter, the reference is the same base with adapters disabled, the value
-head reads the policy's hidden states and the reward is the "reward" adapter's head on the last real token.
+head reads the policy's hidden states and the reward is the "reward" adapter's head, read where its read-out
+looks (modeling/readout.py: the response's tokens and its last one). The reward enters at the last real token.
 Only the policy adapter and the value head receive gradients.
 """
 from __future__ import annotations
@@ -89,7 +90,7 @@ def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOSt
         # The frozen bottom layers' output, kept while sampling: the reward model, the reference and every
         # policy pass below share it and run only the adapted top layers.
         trunk = models.rollout_trunk(rollout)
-        # 2. Score: reward model on the last real token; answers cut without EOS pay a penalty.
+        # 2. Score: the reward model over the response (its read-out); answers cut without EOS pay a penalty.
         scores = (scorer(rollout) if scorer is not None else models.score_from(trunk)).float()   # (B,)
         scores = scores - cfg.missing_eos_penalty * rollout.truncated.float()
         # 3. Reference log-probs: the same base with adapters disabled.

@@ -17,7 +17,7 @@ from .. import metrics as M
 from ..config import RewardConfig
 from ..data.pairs import Group, Pair, count_pairs, groups_from_pairs, split_by_prompt
 from ..errors import NotEnoughPairs, TrainingDiverged
-from ..generation.chat import tokenize_pairs
+from ..generation.chat import tokenize_scored
 from ..modeling.adapters import REWARD, LabModels
 from ..modeling.trunk import Trunk
 from .rl_math import bradley_terry_loss
@@ -38,9 +38,10 @@ class TrunkCache:
         missing = [k for k in dict.fromkeys(keys) if k not in self.rows]
         fresh = {}
         if missing:
-            ids, mask = tokenize_pairs(self.models.tokenizer, [k[0] for k in missing], [k[1] for k in missing],
-                                       self.models.device, self.max_length, [k[2] for k in missing])
-            fresh = dict(zip(missing, self.models.trunk(ids, mask).unstack()))
+            ids, mask, answer = tokenize_scored(self.models.tokenizer, [k[0] for k in missing],
+                                                [k[1] for k in missing], self.models.device, self.max_length,
+                                                [k[2] for k in missing])
+            fresh = dict(zip(missing, self.models.trunk(ids, mask, answer).unstack()))
             for key, row in fresh.items():
                 size = 0 if row.hidden is None else row.hidden.numel() * row.hidden.element_size()
                 if self.bytes + size <= self.max_bytes:
@@ -214,4 +215,5 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
            "eval/accuracy_ci": [low, high] if best_eval else None,
            M.RM_ACCURACY: sum(epoch_acc) / len(epoch_acc) if epoch_acc else None,
            **lengths,
-           "seconds": round(time.monotonic() - started, 2), "held_out": bool(held)}
+           "seconds": round(time.monotonic() - started, 2), "held_out": bool(held),
+           "readout": models.readouts.get(REWARD)}  # a continued model keeps its saved read-out

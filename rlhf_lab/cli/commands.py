@@ -157,7 +157,7 @@ def cmd_import(args) -> None:
 def cmd_train_rm(args) -> None:
     cfg = RewardConfig(epochs=args.epochs, learning_rate=args.learning_rate, lora_r=args.lora_r,
                        max_seconds=args.max_seconds, margin=args.margin, center_coef=args.center_coef,
-                       continue_training=args.continue_training)
+                       continue_training=args.continue_training, readout=args.readout)
     summary = None
     for row in open_lab(args).train_reward(cfg):
         if row.get("summary"):
@@ -173,7 +173,7 @@ def cmd_train_rm(args) -> None:
     emit({k: summary.get(k) for k in ("eval/reward_accuracy", "eval/accuracy_ci", "eval/reward_loss",
                                       "reward/accuracy", "reward/length_r2", "eval/length_rule_accuracy",
                                       "length_rule", "eval/reward_accuracy_against_length", "pairs_against_length",
-                                      "pairs_train", "pairs_eval",
+                                      "pairs_train", "pairs_eval", "readout",
                                       "seconds", "stopped", "step")})
 
 

@@ -5,6 +5,7 @@ import argparse
 from dataclasses import fields
 
 from ..config import GenerationConfig, PPOConfig, RewardConfig
+from ..config.reward import READOUTS
 
 JUDGE_HELP = ("concise, enthusiastic, no_lists, mentions:<word>, or package.module:function "
               "(that module is imported and runs as code: use only your own)")
@@ -113,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(p)
     session_arg(p)
     config_args(p, RewardConfig, ("epochs", "learning_rate", "lora_r", "max_seconds", "margin", "center_coef"))
+    p.add_argument("--readout", default=RewardConfig.readout, choices=READOUTS,
+                   help="where the reward head reads an answer: the mean over its tokens and its end token "
+                        "(default), the mean only, or the end token only (the only one exportable as a "
+                        "*ForSequenceClassification reward model)")
     p.add_argument("--continue", dest="continue_training", action="store_true",
                    help="start from the saved reward model instead of a fresh one")
 

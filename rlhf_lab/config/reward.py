@@ -7,6 +7,9 @@ from .common import check_range
 from ..errors import ConfigError
 
 
+READOUTS = ("last+mean", "mean", "last")  # where the reward head reads an answer (modeling/readout.py)
+
+
 @dataclass(frozen=True)
 class RewardConfig:
     epochs: int = 8
@@ -33,6 +36,13 @@ class RewardConfig:
     max_seconds: float | None = None
     """Optional wall-clock budget. None: stop by epochs and early stopping only, so a slow CPU trains the
     same model as a fast one (a 55 s budget stopped after 7 steps on a slow CPU, at chance accuracy)."""
+    readout: str = "last+mean"
+    """Where the reward head reads the answer: "last" (its end token only), "mean" (the mean over its tokens)
+    or "last+mean" (the average of the two). The end token alone learned length, not what the person ranked
+    for: on mentions:you rankings 0.60 held-out, 2 of 9 where length points the wrong way; last+mean 0.77 and
+    4 of 9, and 0.91 on enthusiastic (end token 0.81; docs/results.md). Only "last" can be exported as a
+    transformers *ForSequenceClassification reward model, which reads one token. Continuing a saved reward
+    model keeps its own read-out."""
     max_length: int = 160
     """Tokens per scored sequence (prompt + answer); longer ones keep their end, where the reward is read."""
     continue_training: bool = False
@@ -48,5 +58,7 @@ class RewardConfig:
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ConfigError(f"max_seconds must be positive (or None for no budget), not {self.max_seconds}")
         check_range("patience", self.patience, 1, 100)
+        if self.readout not in READOUTS:
+            raise ConfigError(f"readout must be one of {', '.join(READOUTS)}, not {self.readout!r}")
         if not 0 < self.eval_fraction < 1:
             raise ConfigError(f"eval_fraction must be in (0, 1), not {self.eval_fraction}")

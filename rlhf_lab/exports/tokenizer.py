@@ -1,8 +1,8 @@
 """Where an exported reward model reads its score: the same token as the lab, in every engine.
 
-The lab reads the reward on the last real token of chat prompt + answer + EOS (generation.chat.tokenize_pairs,
-modeling.adapters.LabModels.score). A transformers `*ForSequenceClassification` reads it on the rightmost
-token that is not the pad token, so:
+A reward model with the "last" read-out (the only one exported) reads the reward on the last real token of
+chat prompt + answer + EOS (generation.chat.tokenize_pairs, modeling.readout). A transformers
+`*ForSequenceClassification` reads it on the rightmost token that is not the pad token, so:
 - the pad token must differ from EOS (SmolLM2 pads with its EOS, which would move the read-out one token back
   to the answer's last word): an unused special token of the vocabulary becomes the pad token, or, when there
   is none, a new one is added;

@@ -67,16 +67,29 @@ def tokenize_pairs(tokenizer, prompts: Sequence[str], completions: Sequence[str]
     A completion cut at max_new_tokens gets no EOS, exactly as PPO's rollouts present it to the reward model.
     When max_length is set, longer sequences keep their last max_length tokens: the reward is read at the end.
     """
+    ids, mask, _ = tokenize_scored(tokenizer, prompts, completions, device, max_length, truncated)
+    return ids, mask
+
+
+def tokenize_scored(tokenizer, prompts: Sequence[str], completions: Sequence[str], device, max_length: int = 0,
+                    truncated: Sequence[bool] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """tokenize_pairs, and a (B, T) mask of each row's answer tokens (its EOS included), as PPO's rollouts mark
+    their response: the tokens past the chat prompt's own tokenization."""
     eos = tokenizer.eos_token or ""
     cut = truncated or [False] * len(completions)
-    texts = [chat_text(tokenizer, p) + c + ("" if t else eos) for p, c, t in zip(prompts, completions, cut)]
-    rows = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    heads = [chat_text(tokenizer, p) for p in prompts]
+    prompt_len = {h: len(tokenizer(h, add_special_tokens=False)["input_ids"]) for h in dict.fromkeys(heads)}
+    rows = [tokenizer(h + c + ("" if t else eos), add_special_tokens=False)["input_ids"]
+            for h, c, t in zip(heads, completions, cut)]
+    answer = [len(r) - prompt_len[h] for r, h in zip(rows, heads)]
     if max_length:
         rows = [r[-max_length:] for r in rows]
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
+    answer_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (r, n) in enumerate(zip(rows, answer)):
         ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
         mask[i, width - len(r):] = 1
-    return ids.to(device), mask.to(device)
+        answer_mask[i, width - min(max(n, 1), len(r)):] = 1  # an empty answer still has its EOS (or last token)
+    return ids.to(device), mask.to(device), answer_mask.to(device)

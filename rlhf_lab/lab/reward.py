@@ -13,7 +13,7 @@ from ..data.pairs import Pair, count_pairs, groups_from_pairs, pairs_from_rankin
 from ..data.session import Session
 from ..diagnostics import reward_warnings
 from ..errors import LabBusy, LabError, NotEnoughPairs
-from ..generation.chat import tokenize_pairs
+from ..generation.chat import tokenize_scored
 from ..modeling import checkpoints
 from ..modeling.adapters import POLICY, REWARD
 from ..runtime import model_thread
@@ -24,7 +24,7 @@ SUMMARY_KEYS = (M.EVAL_RM_ACCURACY, "eval/accuracy_ci", M.EVAL_RM_LOSS, M.RM_LEN
                 M.EVAL_LENGTH_RULE_ACCURACY, M.EVAL_RM_ACCURACY_AGAINST_LENGTH, "pairs_against_length", "length_rule",
                 "eval/against_length_ci",
                 "pairs_train",
-                "pairs_eval", "warnings", "seconds", "step")
+                "pairs_eval", "readout", "warnings", "seconds", "step")
 
 
 def train_reward(lab, cfg: RewardConfig | None = None, inline: bool = True):
@@ -46,7 +46,7 @@ def _rows(lab, session: Session, pairs: list[Pair], cfg: RewardConfig) -> Iterat
     if cfg.continue_training and checkpoints.is_complete(session.adapter_dir("reward")):
         load_saved_reward(lab, session, cfg)
     else:
-        models.reset_reward_adapter(cfg.lora_r, cfg.lora_layers)
+        models.reset_reward_adapter(cfg.lora_r, cfg.lora_layers, cfg.readout)
     round_ = session.read_meta().round
     saved = False
     try:
@@ -92,9 +92,9 @@ def _score_missing(lab, keys: list[tuple]) -> None:
     models = lab.models
     for start in range(0, len(keys), 8):
         chunk = keys[start:start + 8]
-        ids, mask = tokenize_pairs(models.tokenizer, [k[1] for k in chunk], [k[2] for k in chunk],
-                                   models.device, RewardConfig().max_length, [k[3] for k in chunk])
-        for key, value in zip(chunk, models.score(ids, mask).tolist()):
+        ids, mask, answer = tokenize_scored(models.tokenizer, [k[1] for k in chunk], [k[2] for k in chunk],
+                                            models.device, RewardConfig().max_length, [k[3] for k in chunk])
+        for key, value in zip(chunk, models.score(ids, mask, answer_mask=answer).tolist()):
             lab.score_cache[key] = value
 
 

@@ -74,7 +74,7 @@ def load_saved_reward(lab, session: Session, fresh: RewardConfig) -> None:
     """The session's saved reward adapter in memory, or a fresh one of `fresh`'s shape if none is saved."""
     models, folder = lab.models, session.adapter_dir("reward")
     if not (folder.exists() and _load_or_set_aside(lab, session, REWARD, folder)):
-        models.reset_reward_adapter(fresh.lora_r, fresh.lora_layers)
+        models.reset_reward_adapter(fresh.lora_r, fresh.lora_layers, fresh.readout)
 
 
 def _load_or_set_aside(lab, session: Session, adapter: str, folder) -> bool:
@@ -83,7 +83,8 @@ def _load_or_set_aside(lab, session: Session, adapter: str, folder) -> bool:
     try:
         checkpoints.check_readable(folder)
         if adapter == REWARD:
-            lab.models.reset_reward_adapter(*checkpoints.adapter_shape(folder, num_layers(lab.models.base_model)))
+            lab.models.reset_reward_adapter(*checkpoints.adapter_shape(folder, num_layers(lab.models.base_model)),
+                                            readout=checkpoints.readout_of(folder))
         checkpoints.load_adapter(lab.models, adapter, folder)
         return True
     except BrokenAdapter as err:

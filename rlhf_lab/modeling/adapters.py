@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from . import trunk as split
 from .loading import LoadedBase, load_base, num_layers
 from .quantization import allow_fast_4bit_sampling
+from .readout import last_index, read_out
 from .trunk import Trunk
 
 POLICY = "policy"
@@ -50,7 +51,8 @@ def _zero_head(head: nn.Linear) -> nn.Linear:
 class LabModels:
     """The base wrapped by peft (`model`), its named adapters and their scalar heads (`heads`)."""
 
-    def __init__(self, base: LoadedBase, cfg: ModelConfig, reward_r: int = 16, reward_layers: int = 8):
+    def __init__(self, base: LoadedBase, cfg: ModelConfig, reward_r: int = 16, reward_layers: int = 8,
+                 reward_readout: str = "last+mean"):
         from peft import get_peft_model
 
         self.cfg = cfg
@@ -63,9 +65,10 @@ class LabModels:
                                     adapter_name=POLICY)
         self.hidden_size = base.model.config.get_text_config().hidden_size
         self.heads: dict[str, nn.Linear] = {POLICY: self._new_head()}
+        self.readouts: dict[str, str] = {}  # where each head is read (readout.py); saved with the adapter
         self.cut = 0  # unsplit until _find_cut has checked the split
         self.frozen_below = 0
-        self.add_adapter(REWARD, reward_r, reward_layers)
+        self.add_adapter(REWARD, reward_r, reward_layers, readout=reward_readout)
         self.use(POLICY)
         self.cut = self._find_cut()
         # Layers below the adapters never carry a gradient: let them use the fast packed 4-bit CPU kernel.
@@ -96,7 +99,7 @@ class LabModels:
     def _new_head(self) -> nn.Linear:
         return _zero_head(nn.Linear(self.hidden_size, 1).to(self.device))
 
-    def add_adapter(self, name: str, r: int, top_layers: int = 8, head: bool = True) -> None:
+    def add_adapter(self, name: str, r: int, top_layers: int = 8, head: bool = True, readout: str = "last") -> None:
         """Add (or replace) adapter `name`: fresh LoRA of rank r on the top `top_layers` layers (0 = all), and a
         zeroed scalar head if asked. A fresh LoRA equals the base (its B matrices start at zero)."""
         n = num_layers(self.base_model)
@@ -112,13 +115,14 @@ class LabModels:
         self.model.add_adapter(name, lora_config(self.base_model, r, top_layers=top_layers))
         if head:
             self.heads[name] = self._new_head()
+            self.readouts[name] = readout
         self.use(previous if previous in self.model.peft_config else POLICY)
         if self.cut:
             self.cut = self._find_cut()  # the new adapter may reach lower layers
 
-    def reset_reward_adapter(self, r: int, top_layers: int = 8) -> None:
-        """A fresh reward adapter and head (rank r, on the top `top_layers` layers)."""
-        self.add_adapter(REWARD, r, top_layers)
+    def reset_reward_adapter(self, r: int, top_layers: int = 8, readout: str = "last+mean") -> None:
+        """A fresh reward adapter and head (rank r, on the top `top_layers` layers, read as `readout`)."""
+        self.add_adapter(REWARD, r, top_layers, readout=readout)
 
     def reset_policy(self) -> None:
         """Zero the policy adapter's B matrices (so it equals the base) and the value head."""
@@ -169,9 +173,12 @@ class LabModels:
                 p.copy_(value)
 
     # -- forward passes ---------------------------------------------------------------------------------
-    def trunk(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Trunk:
+    def trunk(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+              answer_mask: torch.Tensor | None = None) -> Trunk:
         """The batch after the frozen bottom layers (no grad): what every adapter and the reference share."""
-        return split.run_bottom(self.decoder, self.cut, input_ids, attention_mask)
+        trunk = split.run_bottom(self.decoder, self.cut, input_ids, attention_mask)
+        trunk.answer_mask = answer_mask
+        return trunk
 
     def trunk_top(self) -> nn.Module | None:
         """The first adapted decoder layer (whose input is the trunk), or None when the model runs unsplit."""
@@ -180,9 +187,10 @@ class LabModels:
     def rollout_trunk(self, rollout) -> Trunk:
         """The trunk of a generation Rollout: the states captured while sampling, if any, else a fresh pass."""
         ids, mask = rollout.input_ids, rollout.attention_mask
+        answer = torch.cat([torch.zeros_like(rollout.query_mask), rollout.response_mask], dim=1)
         if self.cut and rollout.trunk_hidden is not None and rollout.trunk_hidden.shape[1] == ids.shape[1]:
-            return Trunk(ids, mask, rollout.trunk_hidden)
-        return self.trunk(ids, mask)
+            return Trunk(ids, mask, rollout.trunk_hidden, answer)
+        return self.trunk(ids, mask, answer)
 
     def hidden_from(self, trunk: Trunk) -> torch.Tensor:
         """Last-layer hidden states (B, T, H) of whichever adapter is active, from a trunk."""
@@ -214,21 +222,20 @@ class LabModels:
         """Token logits (B, T, V) for the given hidden states, in fp32 for stable log-softmax."""
         return self.base_model.lm_head(hidden).float()
 
-    @staticmethod
-    def last_index(attention_mask: torch.Tensor) -> torch.Tensor:
-        """Index (B,) of the last real token in each row (masks may be left- and right-padded)."""
-        positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
-        return (positions * attention_mask.long()).argmax(dim=1)
-
-    def score(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, adapter: str = REWARD) -> torch.Tensor:
-        """Scores (B,): the adapter's head on the last real token, that adapter active."""
-        return self.score_from(self.trunk(input_ids, attention_mask), adapter)
+    def score(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, adapter: str = REWARD,
+              answer_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores (B,): the adapter's head where its read-out looks (readout.py), that adapter active."""
+        return self.score_from(self.trunk(input_ids, attention_mask, answer_mask), adapter)
 
     def score_from(self, trunk: Trunk, adapter: str = REWARD) -> torch.Tensor:
         with self.adapter(adapter):
             h = self.hidden_from(trunk)
-        last = h[torch.arange(h.shape[0], device=h.device), self.last_index(trunk.attention_mask)]
-        return self.heads[adapter](last.float()).squeeze(-1)
+        kind = self.readouts.get(adapter, "last")
+        if kind == "last":  # the head on one token per row, not on all of them
+            h = h[torch.arange(h.shape[0], device=h.device), last_index(trunk.attention_mask)][:, None]
+            return self.heads[adapter](h.float())[:, 0, 0]
+        token_scores = self.heads[adapter](h.float()).squeeze(-1)
+        return read_out(token_scores, trunk.attention_mask, trunk.answer_mask, kind)
 
     def base_weight_bytes(self) -> int:
         """Bytes of non-LoRA weights held by the model (the base appears exactly once)."""
@@ -242,5 +249,6 @@ class LabModels:
 
 
 def load_lab_models(cfg: ModelConfig, reward_r: int = 16, device: torch.device | None = None,
-                    reward_layers: int = 8) -> LabModels:
-    return LabModels(load_base(cfg, device), cfg, reward_r=reward_r, reward_layers=reward_layers)
+                    reward_layers: int = 8, reward_readout: str = "last+mean") -> LabModels:
+    return LabModels(load_base(cfg, device), cfg, reward_r=reward_r, reward_layers=reward_layers,
+                     reward_readout=reward_readout)

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from ..data.files import share
 from ..data.jsonl import fsync_dir
+from ..config.reward import READOUTS
 from ..errors import BrokenAdapter
 
 HEAD_FILE = "head.safetensors"
@@ -39,6 +40,8 @@ def save_adapter(models, adapter: str, folder: Path, info: dict | None = None) -
     models.model.peft_config[adapter].save_pretrained(tmp)
     head = models.heads[adapter]
     save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, tmp / HEAD_FILE)
+    if adapter in models.readouts:  # how its head is read: a load must read it the same way
+        info = {**(info or {}), "readout": models.readouts[adapter]}
     (tmp / "info.json").write_text(json.dumps(info or {}, indent=2))
     share(tmp)  # safetensors writes 0600: other users and training jobs must be able to read the adapter
     for f in tmp.iterdir():
@@ -125,6 +128,18 @@ def adapter_shape(folder: Path, num_layers: int) -> tuple[int, int]:
     return int(config["r"]), (len(layers) if layers and len(layers) < num_layers else 0)
 
 
+def readout_of(folder: Path) -> str:
+    """Where a saved head is read (readout.py); adapters saved before read-outs were recorded read "last"."""
+    info = Path(folder) / "info.json"
+    try:
+        value = json.loads(info.read_text()).get("readout", "last") if info.is_file() else "last"
+    except (OSError, ValueError, AttributeError) as err:
+        raise BrokenAdapter(f"{info} cannot be read ({err})") from err
+    if value not in READOUTS:
+        raise BrokenAdapter(f"{info} names an unknown read-out {value!r}")
+    return value
+
+
 def load_adapter(models, adapter: str, folder: Path) -> dict:
     """Load weights saved by save_adapter into an existing adapter of the same shape.
 
@@ -144,6 +159,8 @@ def load_adapter(models, adapter: str, folder: Path) -> dict:
         models.heads[adapter].load_state_dict(_read_tensors(folder / HEAD_FILE, models.device))
     except RuntimeError as err:  # the head's shapes do not fit: a file from another model
         raise BrokenAdapter(f"{folder / HEAD_FILE} does not fit the loaded model ({err})") from err
+    if adapter in models.readouts:
+        models.readouts[adapter] = readout_of(folder)
     models.use(models.model.active_adapter)
     info = folder / "info.json"
     return json.loads(info.read_text()) if info.is_file() else {}

@@ -18,14 +18,18 @@ class Trunk:
 
     hidden is None when the model runs unsplit; the top pass then starts from input_ids. Pad positions are
     masked in attention, so rows can be re-padded (stack) without changing any real token's result.
+    answer_mask marks the answer's tokens (its EOS included) where the caller knows them: a reward read-out
+    that averages over the answer needs it.
     """
     input_ids: torch.Tensor       # (B, T)
     attention_mask: torch.Tensor  # (B, T)
     hidden: torch.Tensor | None   # (B, T, H)
+    answer_mask: torch.Tensor | None = None  # (B, T)
 
     def select(self, rows: torch.Tensor) -> "Trunk":
         return Trunk(self.input_ids[rows], self.attention_mask[rows],
-                     None if self.hidden is None else self.hidden[rows])
+                     None if self.hidden is None else self.hidden[rows],
+                     None if self.answer_mask is None else self.answer_mask[rows])
 
     def unstack(self) -> list["Trunk"]:
         """One unpadded Trunk per row."""
@@ -33,21 +37,25 @@ class Trunk:
         for i in range(self.input_ids.shape[0]):
             keep = self.attention_mask[i].bool()
             out.append(Trunk(self.input_ids[i, keep][None], self.attention_mask[i, keep][None],
-                             None if self.hidden is None else self.hidden[i, keep][None]))
+                             None if self.hidden is None else self.hidden[i, keep][None],
+                             None if self.answer_mask is None else self.answer_mask[i, keep][None]))
         return out
 
     @staticmethod
     def stack(rows: list["Trunk"], pad_id: int = 0) -> "Trunk":
         """Left-pad single-row trunks to the widest and stack them."""
         width = max(r.input_ids.shape[1] for r in rows)
-        ids, masks, hidden = [], [], []
+        ids, masks, hidden, answers = [], [], [], []
         for r in rows:
             pad = width - r.input_ids.shape[1]
             ids.append(nn.functional.pad(r.input_ids, (pad, 0), value=pad_id))
             masks.append(nn.functional.pad(r.attention_mask, (pad, 0), value=0))
             if r.hidden is not None:
                 hidden.append(nn.functional.pad(r.hidden, (0, 0, pad, 0)))
-        return Trunk(torch.cat(ids), torch.cat(masks), torch.cat(hidden) if hidden else None)
+            if r.answer_mask is not None:
+                answers.append(nn.functional.pad(r.answer_mask, (pad, 0), value=0))
+        return Trunk(torch.cat(ids), torch.cat(masks), torch.cat(hidden) if hidden else None,
+                     torch.cat(answers) if len(answers) == len(rows) else None)
 
 
 def positions(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..config import RewardConfig
+from ..config.reward import READOUTS
 from ..plots import reward_figure
 from ..errors import LabError
 from .common import err, job_marker, job_view, ok, phase_frame
@@ -22,7 +23,8 @@ def result_text(lab) -> str:
     correct = round(rm["eval/reward_accuracy"] * rm["pairs_eval"])
     text = (f"**Your reward model agrees with you on {correct} of {rm['pairs_eval']} pairs it never saw: held-out "
             f"accuracy {rm['eval/reward_accuracy']:.0%}**{interval}. Chance is 50%. "
-            f"({rm['pairs_train']} training pairs.)")
+            f"({rm['pairs_train']} training pairs"
+            + (f"; read at: {rm['readout']}" if rm.get("readout") else "") + ".)")
     r2 = rm.get("reward/length_r2")
     if r2 is not None:
         text += f"\n\nLength bias: answer length alone explains {r2:.0%} of its scores."
@@ -50,6 +52,9 @@ def build(lab):
             lr = gr.Number(value=RewardConfig.learning_rate, label="learning rate")
             rank = gr.Slider(1, 64, value=RewardConfig.lora_r, step=1, label="LoRA rank")
             seconds = gr.Number(value=0, precision=0, minimum=0, label="time budget (s, 0 = none: stop by epochs)")
+            readout = gr.Dropdown(list(READOUTS), value=RewardConfig.readout, label="read the answer at",
+                                  info="last+mean: the mean over its tokens and its end token; last: the end "
+                                       "token only (learns length more easily; the only one that exports)")
             cont = gr.Checkbox(value=False, label="continue from saved reward model")
         with gr.Row():
             train_btn = gr.Button("Train reward model", variant="primary", elem_id="lab-train-rm")
@@ -61,10 +66,11 @@ def build(lab):
         timer = gr.Timer(1.0)
         seen = gr.State(-1)
 
-    def train(epochs_v, lr_v, rank_v, seconds_v, cont_v):
+    def train(epochs_v, lr_v, rank_v, seconds_v, cont_v, readout_v=RewardConfig.readout):
         try:
             cfg = RewardConfig(epochs=int(epochs_v), learning_rate=float(lr_v), lora_r=int(rank_v),
-                               max_seconds=float(seconds_v) if seconds_v else None, continue_training=bool(cont_v))
+                               max_seconds=float(seconds_v) if seconds_v else None, continue_training=bool(cont_v),
+                               readout=str(readout_v))
             lab.train_reward(cfg, inline=False)
             return ok("Training started.")
         except LabError as e:
@@ -77,7 +83,7 @@ def build(lab):
         html, _ = job_view(lab, JOB_NAMES)
         return html, result_text(lab), reward_figure(phase_frame(lab, "reward")), marker
 
-    train_btn.click(train, [epochs, lr, rank, seconds, cont], [message], api_name="train_reward")
+    train_btn.click(train, [epochs, lr, rank, seconds, cont, readout], [message], api_name="train_reward")
     stop_btn.click(lambda: ok("Stopping…") if lab.stop() else err("Nothing is running."), None, [message],
                    api_name="stop_reward")
     timer.tick(tick, [seen], [progress, result, plot, seen], show_progress="hidden")
