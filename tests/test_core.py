@@ -54,6 +54,18 @@ def test_shaped_rewards_kl_everywhere_score_at_last_token():
     assert r[1].tolist() == pytest.approx([-0.5, -0.5, -0.5, -0.5 - 1.0])
 
 
+def test_leave_one_out_baseline_hand_computed():
+    # prompts a, a, b, a, c: a's answers average their two siblings; b and c, answered once, the other four
+    scores = torch.tensor([1.0, 2.0, 4.0, 6.0, -3.0])
+    groups = torch.tensor([0, 0, 1, 0, 2])
+    base = core.leave_one_out_baseline(scores, groups)
+    assert base.tolist() == pytest.approx([4.0, 3.5, 1.5, 1.5, 3.25])
+    assert core.leave_one_out_baseline(torch.tensor([5.0]), torch.tensor([0])).tolist() == [0.0]
+    # a constant offset of the reward model leaves the centred scores unchanged
+    assert (scores + 7 - core.leave_one_out_baseline(scores + 7, groups)).tolist() == pytest.approx(
+        (scores - base).tolist())
+
+
 def test_gae_hand_computed():
     rewards = torch.tensor([[0.0, 1.0]])
     values = torch.tensor([[0.5, 0.25]])

@@ -22,7 +22,7 @@ from ..generation.sampling import sample
 from ..modeling.adapters import POLICY, LabModels
 from ..modeling.trunk import Trunk
 from .rl_math import (AdaptiveKLController, FixedKLController, entropy_from_logits, gae, kl_per_token,
-                      logprobs_from_logits, masked_mean, masked_whiten, policy_loss, shaped_rewards, value_loss)
+                      leave_one_out_baseline, logprobs_from_logits, masked_mean, masked_whiten, policy_loss, shaped_rewards, value_loss)
 
 
 @dataclass
@@ -93,20 +93,24 @@ def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOSt
         # 2. Score: the reward model over the response (its read-out); answers cut without EOS pay a penalty.
         scores = (scorer(rollout) if scorer is not None else models.score_from(trunk)).float()   # (B,)
         scores = scores - cfg.missing_eos_penalty * rollout.truncated.float()
+        centred = scores
+        if cfg.score_baseline:
+            groups = torch.tensor([prompts.index(p) for p in prompts], device=scores.device)
+            centred = scores - leave_one_out_baseline(scores, groups)
         # 3. Reference log-probs: the same base with adapters disabled.
         with models.reference():
             ref_logprobs, _, _ = policy_forward(models, rollout, trunk, all_rows, cfg.temperature)
         # 4. Old log-probs and values from the policy that sampled.
         old_logprobs, old_values, entropy = policy_forward(models, rollout, trunk, all_rows, cfg.temperature,
                                                            with_entropy=True)
-        # 5. Rewards: -kl_coef * KL per token, score at the last real token.
+        # 5. Rewards: -kl_coef * KL per token, the score less its baseline at the last real token.
         kl = kl_per_token(old_logprobs, ref_logprobs, cfg.kl_estimator) * mask             # (B, T)
         # What is plotted and steers kl_coef: k3, never negative and lower in variance than k1, whose
         # batch mean read -0.12 nats on 8 short rollouts of a barely moved policy.
         seq_kl_k3 = (kl_per_token(old_logprobs, ref_logprobs, "k3") * mask).sum(dim=1)   # (B,)
         seq_kl_k1 = (kl_per_token(old_logprobs, ref_logprobs, "k1") * mask).sum(dim=1)   # (B,)
         kl_coef = state.kl_ctl.value
-        rewards = shaped_rewards(scores, kl, mask, kl_coef)
+        rewards = shaped_rewards(centred, kl, mask, kl_coef)
         if cfg.whiten_rewards:
             rewards = masked_whiten(rewards, mask, shift_mean=False)
         # 6. Advantages and returns by GAE; advantages whitened over the batch.

@@ -94,6 +94,24 @@ def shaped_rewards(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, k
     return rewards
 
 
+def leave_one_out_baseline(scores: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Each answer's baseline: the mean score of the other answers to the same prompt (RLOO, Ahmadian et al.
+    2024), or of every other answer in the batch where its prompt was answered once. (B,), (B,) -> (B,).
+
+    A baseline that does not depend on the answer itself leaves the policy gradient unbiased; subtracting it
+    takes the reward model's arbitrary offset (Bradley-Terry fixes differences only) and, with repeated
+    prompts, each prompt's own level out of the signal before the value head has learnt them.
+    """
+    B = scores.shape[0]
+    if B == 1:
+        return torch.zeros_like(scores)
+    others = (groups[:, None] == groups[None, :]) & ~torch.eye(B, dtype=torch.bool, device=scores.device)
+    n_same = others.sum(dim=1)
+    same_mean = (others.to(scores.dtype) * scores[None, :]).sum(dim=1) / n_same.clamp(min=1)
+    batch_mean = (scores.sum() - scores) / (B - 1)
+    return torch.where(n_same > 0, same_mean, batch_mean)
+
+
 # ---- advantages --------------------------------------------------------------------------------------------
 
 def gae_loop(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float,

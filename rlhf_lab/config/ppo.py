@@ -54,6 +54,15 @@ class PPOConfig:
     """GAE lambda: trades bias for variance in the advantages."""
     whiten_rewards: bool = False
     """Whiten the shaped rewards before GAE (TRL's default is off)."""
+    score_baseline: bool = True
+    """Subtract from each answer's score the mean score of the other answers to its prompt, or of the rest of
+    the batch where a prompt was answered once (rl_math.leave_one_out_baseline). Without it the value head,
+    zero at the start, meets the reward model's offset: a concise reward model that scored -1.7 on average
+    put a negative advantage on every answer's last tokens, its EOS first, and 20 steps made answers longer
+    (docs/results.md)."""
+    samples_per_prompt: int = 1
+    """Answers sampled to each drawn prompt in a step (batch_size / samples_per_prompt prompts a step). Above
+    1, the baseline compares answers to the same prompt, as RLOO and GRPO do."""
     missing_eos_penalty: float = 1.0
     """Subtracted from the score of answers cut at max_new_tokens without EOS."""
     ratio_threshold: float = 10.0
@@ -68,6 +77,9 @@ class PPOConfig:
         if self.num_mini_batches < 1 or self.batch_size % self.num_mini_batches:
             raise ConfigError(
                 f"batch size {self.batch_size} must divide into {self.num_mini_batches} minibatches")
+        if self.samples_per_prompt < 1 or self.batch_size % self.samples_per_prompt:
+            raise ConfigError(f"batch size {self.batch_size} must divide into groups of "
+                              f"{self.samples_per_prompt} answers per prompt")
         check_range("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT)
         if self.kl_estimator not in ("k1", "k3"):
             raise ConfigError(f"kl_estimator must be k1 or k3, not {self.kl_estimator!r}")

@@ -58,14 +58,14 @@ def session_judge(lab):
 MIN_RANKED_PROMPTS = 8
 
 
-def _prompts(lab, n: int, rng: random.Random) -> list[str]:
+def _prompts(lab, n: int, rng: random.Random, per_prompt: int = 1) -> list[str]:
     """PPO's prompts: the session's ranked prompts, where the reward model knows what the person wants (a
     reward model scores prompts unlike any it saw with little meaning); the built-in set joins only while
     fewer than MIN_RANKED_PROMPTS were ranked."""
     ranked = list(dict.fromkeys(r["prompt"] for r in lab.rankings()))
     pool = ranked if len(ranked) >= MIN_RANKED_PROMPTS else ranked + [
         p for p in builtin.builtin_prompts() if p not in ranked]
-    return [rng.choice(pool) for _ in range(n)]
+    return [p for p in (rng.choice(pool) for _ in range(n // per_prompt)) for _ in range(per_prompt)]
 
 
 def _rows(lab, session: Session, steps: int, cfg: PPOConfig) -> Iterator[dict]:
@@ -85,7 +85,7 @@ def _rows(lab, session: Session, steps: int, cfg: PPOConfig) -> Iterator[dict]:
     for _ in range(steps):
         snapshot = models.snapshot(POLICY)
         try:
-            row, samples = ppo_step(models, _prompts(lab, cfg.batch_size, rng), cfg, state, lab.jobs.stop_event,
+            row, samples = ppo_step(models, _prompts(lab, cfg.batch_size, rng, cfg.samples_per_prompt), cfg, state, lab.jobs.stop_event,
                                     seed=cfg.seed * 1000003 + state.step, gold=gold, on_phase=on_phase)
         except Stopped:
             models.restore(POLICY, snapshot)  # a half-done step is undone: memory matches a finished step
