@@ -107,6 +107,16 @@ def test_lab_training_with_fewer_than_two_pairs(lab):
     assert tree(lab.sessions_dir) == before
 
 
+def test_lab_continuing_a_reward_model_with_another_read_out(lab):
+    for i in range(3):
+        lab.rank(f"p{i}", ["short.", "long long long"], [[0], [1]])
+    list(lab.train_reward(RewardConfig(epochs=1, readout="last")))
+    before = tree(lab.sessions_dir)
+    with pytest.raises(ConfigError, match="reads the answer at 'last'.*choose 'last' to continue"):
+        lab.train_reward(RewardConfig(continue_training=True, readout="last+mean"))
+    assert tree(lab.sessions_dir) == before
+
+
 def test_lab_ppo_without_reward_model(lab):
     before = tree(lab.sessions_dir)
     with pytest.raises(LabError, match="needs a reward model"):

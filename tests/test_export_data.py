@@ -221,10 +221,13 @@ def test_a_session_without_trained_models_exports_its_data_and_the_base(records_
     lab = records_only("untrained")
     lab.rank("Why?", ["Because.", "No."], [[0], [1]])
     result = lab.export_bundle(tmp_path / "b")
-    assert sorted(result["models"]) == ["policy_merged"] and result["recipes"] == ["dpo", "kto"]
+    assert sorted(result["models"]) == ["policy_merged"] and result["recipes"] == ["reward", "dpo", "kto"]
     assert not (tmp_path / "b" / "reward_model").exists() and result["files"]["preferences.jsonl"] == 1
+    assert 'model_name_or_path: "policy_merged"' in (tmp_path / "b" / "trl" / "reward.yaml").read_text()
     text = (tmp_path / "b" / "LAUNCH.md").read_text()
     assert "openrlhf.cli.train_rm" in text and "train_ppo_ray" not in text and "main_ppo" not in text
+    assert "No `reward_model/`: the session has no reward model yet" in text
+    assert "end-of-turn token closing the answer" not in text
 
 
 def test_a_reward_model_read_over_the_whole_answer_is_not_exported(exported, records_only, tmp_path):
@@ -236,6 +239,21 @@ def test_a_reward_model_read_over_the_whole_answer_is_not_exported(exported, rec
     (folder / "info.json").write_text(json.dumps({**info, "readout": "last+mean"}))
     result = lab.export_bundle(tmp_path / "b")
     assert "reward_model" not in result["models"] and not (tmp_path / "b" / "reward_model").exists()
-    assert not (tmp_path / "b" / "reward_adapter").exists() and "reward" not in result["recipes"]
+    assert not (tmp_path / "b" / "reward_adapter").exists()
+    assert 'model_name_or_path: "policy_merged"' in (tmp_path / "b" / "trl" / "reward.yaml").read_text()
     assert any("train-rm --readout last" in w for w in result["warnings"])
-    assert "train-rm --readout last" in (tmp_path / "b" / "LAUNCH.md").read_text()
+    text = (tmp_path / "b" / "LAUNCH.md").read_text()
+    assert "train-rm --readout last" in text and "reads the whole answer (see Notes)" in text
+    assert "end-of-turn token closing the answer" not in text and "main_ppo" not in text
+    assert "PPO needs a reward model: the lab's was not exported" in text
+
+
+def test_an_unreadable_reward_model_is_left_out_of_the_export_not_the_rest(exported, records_only, tmp_path):
+    lab = records_only("broken-info")
+    lab.rank("Why?", ["Because.", "No."], [[0], [1]])
+    folder = lab.session.adapter_dir("reward")
+    shutil.copytree(exported.lab.session.adapter_dir("reward"), folder)
+    (folder / "info.json").write_text("{not json")
+    result = lab.export_bundle(tmp_path / "b")
+    assert "reward_model" not in result["models"] and "policy_merged" in result["models"]
+    assert any("not exported" in w and "info.json" in w for w in result["warnings"])

@@ -43,6 +43,17 @@ def test_reward_trainer_runs_on_the_exported_data_and_reward_model(exported, tmp
     assert len(got) == 2 and all(math.isfinite(x) for x in got)
 
 
+def test_reward_trainer_starts_a_fresh_head_from_the_policy(exported, tmp_path, monkeypatch):
+    """The reward recipe of a bundle without reward_model/ (none trained, or one that reads the whole answer)."""
+    from trl import RewardTrainer, get_dataset
+
+    script, training, model, data = recipe("reward", exported, tmp_path, monkeypatch, *TWO_STEPS,
+                                           "--model_name_or_path", "policy_merged")
+    trainer = RewardTrainer(model=model.model_name_or_path, args=training, train_dataset=get_dataset(data)["train"])
+    got = losses(trainer)
+    assert len(got) == 2 and all(math.isfinite(x) for x in got)
+
+
 def test_dpo_trainer_runs_on_the_exported_data_and_policy(exported, tmp_path, monkeypatch):
     from trl import DPOTrainer, get_dataset
 

@@ -59,10 +59,11 @@ class PPOConfig:
     the batch where a prompt was answered once (rl_math.leave_one_out_baseline). Without it the value head,
     zero at the start, meets the reward model's offset: a concise reward model that scored -1.7 on average
     put a negative advantage on every answer's last tokens, its EOS first, and 20 steps made answers longer
-    (docs/results.md)."""
+    (docs/results.md). A batch of one has no other answer: its baseline is 0, the score itself."""
     samples_per_prompt: int = 1
     """Answers sampled to each drawn prompt in a step (batch_size / samples_per_prompt prompts a step). Above
-    1, the baseline compares answers to the same prompt, as RLOO and GRPO do."""
+    1, the baseline compares answers to the same prompt, as RLOO and GRPO do. At 1, prompts are drawn with
+    replacement, so a prompt drawn twice in a step is compared with its other answer only."""
     missing_eos_penalty: float = 1.0
     """Subtracted from the score of answers cut at max_new_tokens without EOS."""
     ratio_threshold: float = 10.0

@@ -43,8 +43,9 @@ def trl_recipes(info: dict) -> dict[str, dict]:
               "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1, "num_train_epochs": 1}
     data = lambda name: [{"path": "json", "data_files": name, "split": "train"}]  # noqa: E731
     recipes = {}
-    if info["files"].get("preferences.jsonl") and info["reward_model"]:
-        recipes["reward"] = {"model_name_or_path": "reward_model", "datasets": data("preferences.jsonl"),
+    if info["files"].get("preferences.jsonl"):  # without an exported reward model TRL starts the head fresh
+        start = "reward_model" if info["reward_model"] else "policy_merged"
+        recipes["reward"] = {"model_name_or_path": start, "datasets": data("preferences.jsonl"),
                              "output_dir": "runs/trl-reward", "learning_rate": 1e-5, "max_length": 1024,
                              "center_rewards_coefficient": RewardConfig().center_coef, **common}
     if info["files"].get("preferences.jsonl"):
@@ -143,6 +144,36 @@ def _files_table(info: dict) -> str:
     return "| path | rows | what |\n|---|---|---|\n" + "\n".join(rows)
 
 
+VERL_TEMPLATE_NOTE = """veRL re-renders each conversation with `reward_model/`'s chat template (`reward_model.model.input_tokenizer`
+defaults to the policy's): that template ends the conversation at the answer's end-of-turn token.
+"""
+
+
+def _no_ppo(info: dict) -> str:
+    if not info["files"].get("prompts.jsonl"):
+        return "# PPO needs prompts: rank some in the lab first"
+    if info.get("reward_skipped"):
+        return ("# PPO needs a reward model: the lab's was not exported (see Notes). Train one above (TRL reward,\n"
+                "# OpenRLHF train_rm) and point the reward model path at it, or train one with --readout last in the lab")
+    return "# PPO needs a reward model: train one in the lab first"
+
+
+def _reward_bullets(info: dict) -> str:
+    """What LAUNCH.md says of reward_model/, or that there is none."""
+    pad = f"`{info['pad_token']}`" + (" (added to the vocabulary)" if info["pad_added"] else "")
+    if not info["reward_model"]:
+        why = ("the lab's reward model reads the whole answer (see Notes)" if info.get("reward_skipped")
+               else "the session has no reward model yet")
+        return f"- No `reward_model/`: {why}. The pad token is {pad}.\n"
+    return f"""- The reward is read where the lab reads it: on the end-of-turn token closing the answer. The pad token is
+  {pad}, distinct from EOS, so a
+  `*ForSequenceClassification` finds that token as the last non-pad one. {info['template_note']}
+- The lab's reward head had a bias of {info['bias']:.6g}; `score` has none, so every exported reward is the
+  lab's minus that constant (comparisons and PPO advantages are unchanged). The lab reads at most the last
+  {RewardConfig().max_length} tokens of prompt + answer; longer texts are scored whole elsewhere.
+"""
+
+
 def launch_markdown(info: dict) -> str:
     """The whole of LAUNCH.md for one bundle."""
     rm, ppo = openrlhf_commands(info)
@@ -153,7 +184,9 @@ def launch_markdown(info: dict) -> str:
          if has_pairs else []) +
         (["# PPO: the lab's policy as actor, the exported reward model as reward and critic", ppo] if has_ppo else [])
     ) or "# nothing to run yet: the session has no preference pairs"
-    verl = verl_command(info) if has_ppo else "# PPO needs prompts and a reward model: train one in the lab first"
+    if has_pairs and not has_ppo:
+        openrlhf += "\n" + _no_ppo(info)
+    verl = verl_command(info) if has_ppo else _no_ppo(info)
     trl = "\n".join(f"trl {name} --config trl/{name}.yaml --accelerate_config "
                     f"{'multi_gpu' if name == 'reward' else 'zero2'}" for name in info["recipes"])
     notes = "\n".join(f"- {w}" for w in info["warnings"]) or "- none"
@@ -168,15 +201,9 @@ the commands below unchanged (they use paths relative to this folder). `GPUS` is
 - Base: `{info['base_id']}` (the session's model: `{info['lab_model']}`). The adapters name it as
   `base_model_name_or_path`. {info['base_note']}
 - `policy_merged/` is policy version `{info['policy_version']}` merged into a {info['dtype']} copy of the base
-  loaded unquantized; `reward_model/` likewise for the reward adapter. The lab trained at precision
-  `{info['lab_precision']}`{'; merged into unquantized weights, scores and logits differ from the lab by that quantization error' if info['lab_precision'] == '4bit' else ''}.
-- The reward is read where the lab reads it: on the end-of-turn token closing the answer. The pad token is
-  `{info['pad_token']}`{' (added to the vocabulary)' if info['pad_added'] else ''}, distinct from EOS, so a
-  `*ForSequenceClassification` finds that token as the last non-pad one. {info['template_note']}
-- The lab's reward head had a bias of {info['bias']:.6g}; `score` has none, so every exported reward is the
-  lab's minus that constant (comparisons and PPO advantages are unchanged). The lab reads at most the last
-  {RewardConfig().max_length} tokens of prompt + answer; longer texts are scored whole elsewhere.
-- Pairs with an answer cut at max_new_tokens are left out of the preference, KTO and HH files
+  loaded unquantized{"; `reward_model/` likewise for the reward adapter" if info['reward_model'] else ""}. The lab
+  trained at precision `{info['lab_precision']}`{'; merged into unquantized weights, scores and logits differ from the lab by that quantization error' if info['lab_precision'] == '4bit' else ''}.
+{_reward_bullets(info)}- Pairs with an answer cut at max_new_tokens are left out of the preference, KTO and HH files
   ({info['dropped_cut']} pairs): the lab scores such answers without an end-of-turn token, which a
   conversational row cannot express.
 
@@ -199,9 +226,7 @@ GPUS=8
 GPUS=8
 {verl}
 ```
-veRL re-renders each conversation with `reward_model/`'s chat template (`reward_model.model.input_tokenizer`
-defaults to the policy's): that template ends the conversation at the answer's end-of-turn token.
-
+{VERL_TEMPLATE_NOTE if has_ppo else ""}
 ## Notes
 {notes}
 """

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from ..data.pairs import Pair
+from ..errors import BrokenAdapter
 from ..generation.chat import chat_text
 from ..modeling import checkpoints
 from .adapters import base_model_id, head_bias, load_base, policy_peft, reward_peft
@@ -47,18 +48,31 @@ def write_models(out: Path, model: str, path: str, trust_remote_code: bool, conv
     info = {"base_id": base_id, "pad_token": pad, "pad_added": added, "bias": 0.0, "template_note": "",
             "models": {}, "warnings": [], "reward_model": reward_folder is not None}
     _write_policy(out, path, trust_remote_code, base_id, pad, policy_folder, dtype, info)
-    readout = checkpoints.readout_of(reward_folder) if reward_folder is not None else None
-    if readout not in (None, "last"):
+    skipped = _reward_skipped(reward_folder)
+    if skipped:
         info["reward_model"] = False
-        info["warnings"].append(
-            f"the reward model was not exported: it reads the answer's tokens ({readout!r} read-out), and a "
-            "transformers *ForSequenceClassification reads one token, so every engine would score differently "
-            "from the lab. Train one with `train-rm --readout last` to hand it off, or train the engine's own "
-            "from preferences.jsonl")
+        info["reward_skipped"] = True
+        info["warnings"].append(f"the reward model was not exported: {skipped}")
         reward_folder = None
     if reward_folder is not None:
         _write_reward(out, path, trust_remote_code, base_id, probe, conv, reward_folder, pairs, dtype, info)
     return info
+
+
+def _reward_skipped(folder: Path | None) -> str:
+    """Why the session's reward adapter cannot be handed off ("" when it can, or when there is none)."""
+    if folder is None:
+        return ""
+    try:
+        readout = checkpoints.readout_of(folder)
+    except BrokenAdapter as err:
+        return str(err)
+    if readout != "last":
+        return (f"it reads the answer's tokens ({readout!r} read-out), and a transformers "
+                "*ForSequenceClassification reads one token, so every engine would score differently from the lab. "
+                "Train one with `train-rm --readout last` to hand it off, or train the engine's own from "
+                "preferences.jsonl (the TRL reward recipe and the OpenRLHF train_rm command start from policy_merged)")
+    return ""
 
 
 def _write_policy(out: Path, path: str, trust_remote_code: bool, base_id: str, pad: str,

@@ -12,7 +12,7 @@ from ..config import RewardConfig
 from ..data.pairs import Pair, count_pairs, groups_from_pairs, pairs_from_ranking
 from ..data.session import Session
 from ..diagnostics import reward_warnings
-from ..errors import LabBusy, LabError, NotEnoughPairs
+from ..errors import ConfigError, LabBusy, LabError, NotEnoughPairs
 from ..generation.chat import tokenize_scored
 from ..modeling import checkpoints
 from ..modeling.adapters import POLICY, REWARD
@@ -37,6 +37,13 @@ def train_reward(lab, cfg: RewardConfig | None = None, inline: bool = True):
     if n < 2:
         raise NotEnoughPairs(f"Only {n} usable pair(s) in this session: rank at least one more prompt first "
                              "(ties only, 'all bad' and 'skip' give no pairs).")
+    saved = session.adapter_dir("reward")
+    if cfg.continue_training and checkpoints.is_complete(saved):
+        kept = checkpoints.readout_of(saved)
+        if kept != cfg.readout:
+            raise ConfigError(f"The saved reward model reads the answer at {kept!r}, and continuing keeps its "
+                              f"read-out: choose {kept!r} to continue it, or train a new {cfg.readout!r} model "
+                              "without 'continue'.")
     return lab.jobs.run(JOB, lambda: model_thread.iterate(lambda: _rows(lab, session, pairs, cfg)), inline)
 
 
