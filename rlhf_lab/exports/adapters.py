@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 from ..errors import ExportError
 from ..modeling import default_model
+from ..modeling.adapters import wrap_peft
 from ..modeling.checkpoints import ADAPTER_FILE, HEAD_FILE
 
 SCORE = "score"
@@ -99,9 +100,7 @@ def _load_lora(peft_model, folder: Path) -> None:
 
 def policy_peft(base, folder: Path, base_id: str):
     """The session's policy adapter on a fp32 `*ForCausalLM`, as a PeftModel (task CAUSAL_LM)."""
-    from peft import get_peft_model
-
-    model = get_peft_model(base, _lora_config(folder, base_id, "CAUSAL_LM"))
+    model = wrap_peft(base, _lora_config(folder, base_id, "CAUSAL_LM"))
     _load_lora(model, folder)
     return model.eval()
 
@@ -109,8 +108,6 @@ def policy_peft(base, folder: Path, base_id: str):
 def reward_peft(base, folder: Path, base_id: str):
     """The session's reward adapter and head on a fp32 `*ForSequenceClassification` (task SEQ_CLS, `score` in
     modules_to_save holding the head's weight; the head's bias is dropped)."""
-    from peft import get_peft_model
-
     head = load_file(str(folder / HEAD_FILE))
     score = getattr(base, SCORE)
     if tuple(head["weight"].shape) != tuple(score.weight.shape):
@@ -118,7 +115,7 @@ def reward_peft(base, folder: Path, base_id: str):
                           f"score is {tuple(score.weight.shape)}. Nothing was written.")
     with torch.no_grad():
         score.weight.copy_(head["weight"])  # before wrapping: modules_to_save copies the module as it is now
-    model = _clean(get_peft_model(base, _lora_config(folder, base_id, "SEQ_CLS")))
+    model = _clean(wrap_peft(base, _lora_config(folder, base_id, "SEQ_CLS")))
     _load_lora(model, folder)
     return model.eval()
 

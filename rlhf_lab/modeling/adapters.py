@@ -8,6 +8,7 @@ split (trunk.py) so positions and masks are built the same way for generation, s
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 from torch import nn
@@ -48,20 +49,28 @@ def _zero_head(head: nn.Linear) -> nn.Linear:
     return head
 
 
+def wrap_peft(model: nn.Module, config, **kwargs):
+    """peft.get_peft_model without the FutureWarning peft 0.21 raises on every call by reading transformers'
+    deprecated `is_gradient_checkpointing` (nothing the caller can change)."""
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, config, **kwargs)
+
+
 class LabModels:
     """The base wrapped by peft (`model`), its named adapters and their scalar heads (`heads`)."""
 
     def __init__(self, base: LoadedBase, cfg: ModelConfig, reward_r: int = 16, reward_layers: int = 8,
                  reward_readout: str = "last+mean"):
-        from peft import get_peft_model
-
         self.cfg = cfg
         self.tokenizer = base.tokenizer
         # generation.chat reads it: every prompt the lab builds carries the same system message
         self.tokenizer.lab_system_prompt = cfg.system_prompt
         self.path = base.path
         self.device = next(base.model.parameters()).device
-        self.model = get_peft_model(base.model, lora_config(base.model, cfg.lora_r, cfg.lora_alpha, cfg.lora_layers),
+        self.model = wrap_peft(base.model, lora_config(base.model, cfg.lora_r, cfg.lora_alpha, cfg.lora_layers),
                                     adapter_name=POLICY)
         self.hidden_size = base.model.config.get_text_config().hidden_size
         self.heads: dict[str, nn.Linear] = {POLICY: self._new_head()}
