@@ -73,6 +73,16 @@ def no_lists(prompt: str, completion: str) -> float:
     return -float(min(marks, 4))
 
 
+def plain_words(prompt: str, completion: str) -> float:
+    """Plain words: the fewer letters per word on average, the better ("use" over "utilize"), to a hundredth
+    of a letter. It never counts words, so an answer is neither better nor worse for its length; an empty one
+    is the worst. Fine-grained on purpose: four answers rarely tie, so each ranking gives its six pairs."""
+    found = words(completion)
+    if not found:
+        return -100.0
+    return -round(sum(len(w) for w in found) / len(found), 2)
+
+
 def mentions(word: str) -> Judge:
     """How often the answer says `word` (case-insensitive, whole word or its contractions: "you're" counts
     for "you"), up to 3: answering to "you" three times reads as speaking to the reader, once as an aside."""
@@ -88,7 +98,8 @@ def mentions(word: str) -> Judge:
     return judge
 
 
-BUILTIN: dict[str, Judge] = {"concise": concise, "enthusiastic": enthusiastic, "no_lists": no_lists}
+BUILTIN: dict[str, Judge] = {"concise": concise, "enthusiastic": enthusiastic, "no_lists": no_lists,
+                              "plain_words": plain_words}
 BUILTIN_NAMES = list(BUILTIN) + ["mentions:<word>"]
 
 

@@ -36,6 +36,12 @@ def test_no_lists_and_mentions():
     assert judges.no_lists("p", "Firstly, rest. Secondly, eat. Finally, walk.") == -3.0
     assert judges.no_lists("p", "- a\n* b\n• c\n- d\n- e") == -4.0  # at most 4 off
     assert judges.no_lists("p", "It costs 2.5 dollars and lasts 10 years.") == 0.0  # numbers are not items
+    assert judges.plain_words("p", "Use it.") == -2.5  # (3 + 2) / 2 letters a word
+    assert judges.plain_words("p", "Utilize everything.") == -8.5  # (7 + 10) / 2
+    assert judges.plain_words("p", "Use it. Use it. Use it.") == -2.5  # three times as long, just as plain
+    assert judges.plain_words("p", "a bb bb") == -1.67  # 5 / 3, to a hundredth
+    assert judges.plain_words("p", "  ") == -100.0
+    assert judges.get_judge("plain_words") is judges.plain_words
     assert judges.get_judge("mentions:Water")("p", "Drink water daily.") == 1.0
     assert judges.get_judge("mentions:water")("p", "Drink juice.") == 0.0
 

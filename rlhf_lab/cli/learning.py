@@ -11,7 +11,8 @@ from ..config.dpo import LOSS_TYPES
 from ..errors import ConfigError, NoDemonstrations, NotEnoughPairs
 from .commands import emit, generation_config, open_lab
 
-JUDGE_HELP = "the judge that picks the best of K answers (concise, enthusiastic, no_lists, mentions:<word>, ...)"
+JUDGE_HELP = ("the judge that picks the best of K answers (concise, enthusiastic, no_lists, plain_words, "
+              "mentions:<word>, ...)")
 
 
 def add_parsers(sub, parser_module) -> None:

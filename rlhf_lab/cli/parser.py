@@ -7,7 +7,7 @@ from dataclasses import fields
 from ..config import GenerationConfig, PPOConfig, RewardConfig
 from ..config.reward import READOUTS
 
-JUDGE_HELP = ("concise, enthusiastic, no_lists, mentions:<word>, or package.module:function "
+JUDGE_HELP = ("concise, enthusiastic, no_lists, plain_words, mentions:<word>, or package.module:function "
               "(that module is imported and runs as code: use only your own)")
 
 
@@ -116,8 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     config_args(p, RewardConfig, ("epochs", "learning_rate", "lora_r", "max_seconds", "margin", "center_coef"))
     p.add_argument("--readout", default=RewardConfig.readout, choices=READOUTS,
                    help="where the reward head reads an answer: the mean over its tokens and its end token "
-                        "(default), the mean only, or the end token only (the only one exportable as a "
-                        "*ForSequenceClassification reward model)")
+                        "(default), the mean only (word choice wherever it stands; cannot tell a finished answer from a "
+                        "cut one), or the end token only (the only one exportable as a *ForSequenceClassification "
+                        "reward model)")
     p.add_argument("--continue", dest="continue_training", action="store_true",
                    help="start from the saved reward model instead of a fresh one")
 

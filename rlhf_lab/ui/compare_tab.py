@@ -95,7 +95,8 @@ def build(lab):
         advice = gr.Markdown(advice_md, elem_id="lab-arena-advice")
         with gr.Accordion("Let a judge vote (autopilot)", open=False):
             with gr.Row():
-                judge = gr.Textbox(value="concise", label="judge (concise, enthusiastic, no_lists, mentions:<word>)")
+                judge = gr.Textbox(value="concise",
+                                   label="judge (concise, enthusiastic, no_lists, plain_words, mentions:<word>)")
                 n_prompts = gr.Slider(1, 128, value=16, step=1, label="matches")
                 run_btn = gr.Button("Run judge arena", variant="primary", elem_id="lab-arena-run")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="lab-arena-stop")

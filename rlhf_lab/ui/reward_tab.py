@@ -53,8 +53,10 @@ def build(lab):
             rank = gr.Slider(1, 64, value=RewardConfig.lora_r, step=1, label="LoRA rank")
             seconds = gr.Number(value=0, precision=0, minimum=0, label="time budget (s, 0 = none: stop by epochs)")
             readout = gr.Dropdown(list(READOUTS), value=RewardConfig.readout, label="read the answer at",
-                                  info="last+mean: the mean over its tokens and its end token; last: the end "
-                                       "token only (learns length more easily; the only one that exports)")
+                                  info="last+mean: the mean over its tokens and its end token; mean: its "
+                                       "tokens only (word choice wherever it stands, blind to a cut ending); "
+                                       "last: the end token only (learns length more easily; the only one "
+                                       "that exports)")
             cont = gr.Checkbox(value=False, label="continue from saved reward model")
         with gr.Row():
             train_btn = gr.Button("Train reward model", variant="primary", elem_id="lab-train-rm")
