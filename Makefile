@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 NOTEBOOK_STAMP := $(VENV)/.installed-notebook
 
-.PHONY: setup run test test-fast test-e2e bench clean notebook
+.PHONY: setup run test test-fast test-avx2 test-e2e bench clean notebook
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
@@ -46,6 +46,12 @@ test: setup $(TEST_STAMP)
 
 test-fast: setup $(TEST_STAMP)
 	$(PY) -m pytest -q -m "not slow and not e2e"
+
+# The learning tests down the path an AVX2-only CPU takes, on any CPU: bitsandbytes' AVX512-BF16 kernels and
+# torch's AVX-512 ones forced off. .ci/run adds it where the CPU has AVX512-BF16.
+test-avx2: setup $(TEST_STAMP)
+	RLHF_LAB_CPU_BF16=0 ATEN_CPU_CAPABILITY=avx2 $(PY) -m pytest -q tests/test_quantization.py \
+		tests/test_real_model.py tests/test_dpo_real.py
 
 test-e2e: setup
 	$(PY) -m pytest -q -m e2e

@@ -2,7 +2,8 @@
 
 Samples `--prompts` built-in prompts x K with the lab's own sampler (the path the ranking tab, simulate and
 PPO use) up to `--cap` tokens and prints one JSON line: the share finished within each threshold, the median
-length, and for each built-in judge the share of answers it scores above its minimum.
+length, and for each of the four scenario judges (concise, enthusiastic, no_lists, mentions:you) the share of
+answers it scores above its minimum.
 Usage: python bench/finishing.py [--prompts 32 --k 4 --cap 320 --temperature 0.8 --prompt-set all --system "..."]
 """
 from __future__ import annotations

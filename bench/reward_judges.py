@@ -1,4 +1,5 @@
-"""Reward-model results per built-in judge: held-out accuracy, pairs and training seconds.
+"""Reward-model results per judge (by default the four scenario judges; name others, e.g. plain_words, with
+--judges): held-out accuracy, pairs and training seconds.
 
 By default each judge gets its own simulate run (32 prompts x 4). With --reuse SESSIONS_DIR/NAME, the
 completions already in that session are re-ranked by each judge instead: the same answers, only the taste

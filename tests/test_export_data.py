@@ -13,8 +13,9 @@ from rlhf_lab.config.model import DEFAULT_SYSTEM_PROMPT
 from rlhf_lab.data.pairs import Group, split_by_prompt
 from rlhf_lab.data.preference_formats import hh_text, parse_row
 from rlhf_lab.data.session import Session
-from rlhf_lab.errors import ConfigError, ExportError, RankingInputError
+from rlhf_lab.errors import BrokenAdapter, ConfigError, ExportError, RankingInputError
 from rlhf_lab.lab import Lab
+from rlhf_lab.modeling import checkpoints
 from test_export import read_jsonl
 
 SYSTEM = {"role": "system", "content": DEFAULT_SYSTEM_PROMPT}
@@ -248,12 +249,30 @@ def test_a_reward_model_read_over_the_whole_answer_is_not_exported(exported, rec
     assert "PPO needs a reward model: the lab's was not exported" in text
 
 
-def test_an_unreadable_reward_model_is_left_out_of_the_export_not_the_rest(exported, records_only, tmp_path):
-    lab = records_only("broken-info")
+def test_an_unreadable_policy_version_stops_the_export_and_writes_nothing(exported, records_only, tmp_path):
+    lab = records_only("broken-policy")
+    lab.rank("Why?", ["Because.", "No."], [[0], [1]])
+    folder = lab.session.adapter_dir("policy") / "v001"
+    shutil.copytree(exported.lab.session.adapter_dir("policy") / "v001", folder)
+    lab.session.update_meta(policy_version="v001")
+    (folder / checkpoints.ADAPTER_FILE).write_bytes(b"")
+    with pytest.raises(BrokenAdapter, match=checkpoints.ADAPTER_FILE):
+        lab.export_bundle(tmp_path / "b")
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+
+
+@pytest.mark.parametrize("broken", ["info.json", "adapter_config.json"])
+def test_an_unreadable_reward_model_is_left_out_of_the_export_not_the_rest(exported, records_only, tmp_path,
+                                                                           broken):
+    lab = records_only("broken-" + broken.replace(".", "-"))
     lab.rank("Why?", ["Because.", "No."], [[0], [1]])
     folder = lab.session.adapter_dir("reward")
     shutil.copytree(exported.lab.session.adapter_dir("reward"), folder)
-    (folder / "info.json").write_text("{not json")
+    (folder / broken).write_text("{not json")
     result = lab.export_bundle(tmp_path / "b")
     assert "reward_model" not in result["models"] and "policy_merged" in result["models"]
-    assert any("not exported" in w and "info.json" in w for w in result["warnings"])
+    assert any("not exported" in w and f"reward/{broken}" in w for w in result["warnings"]), result["warnings"]
+    assert not any(str(folder) in w for w in result["warnings"])  # LAUNCH.md leaves this machine
+    text = (tmp_path / "b" / "LAUNCH.md").read_text()
+    assert "could not be read" in text and "reads the whole answer" not in text
+    assert "Train one from preferences.jsonl\n# above" in text and "retrain it in the lab" in text

@@ -138,6 +138,17 @@ def test_broken_reward_adapter_is_set_aside(lab, make_lab, damage, name):
     trains(again)
 
 
+def test_continuing_a_reward_model_whose_info_broke_since_it_opened_trains_fresh(lab):
+    rank_some(lab)
+    save_reward(lab, 1)
+    folder = lab.session.adapter_dir("reward")
+    (folder / "info.json").write_text("{not json")
+    rows = list(lab.train_reward(RewardConfig(epochs=1, batch_rankings=2, continue_training=True)))
+    assert rows[-1].get("summary") and lab.has_reward_model
+    assert any("info.json" in n and "reward.broken-" in n for n in lab.session.notices), lab.session.notices
+    assert checkpoints.readout_of(folder) == RewardConfig().readout
+
+
 def test_broken_policy_version_falls_back_to_base(lab, make_lab):
     folder = lab.session.adapter_dir("policy") / "v001"
     model_thread.call(checkpoints.save_adapter, lab.models, "policy", folder, {})

@@ -31,6 +31,19 @@ def test_embedded_model_loads_offline_in_4bit(lab):
     assert m.tokenizer.chat_template and m.tokenizer.pad_token_id == m.tokenizer.eos_token_id
 
 
+def test_the_4bit_layers_take_the_cpu_path_the_lab_chose(lab):
+    """Under `make test-avx2` (RLHF_LAB_CPU_BF16=0) an AVX-512 machine runs the AVX2-only path: fp32 compute and
+    no packed layer anywhere; elsewhere bf16 compute and packing only where the CPU has AVX512-BF16."""
+    import bitsandbytes as bnb
+
+    from rlhf_lab.modeling.quantization import cpu_has_bf16
+
+    linears = [mod for mod in lab.models.base_model.modules() if isinstance(mod, bnb.nn.Linear4bit)]
+    bf16 = lab.models.device.type == "cuda" or cpu_has_bf16()
+    assert {mod.compute_dtype for mod in linears} == {torch.bfloat16 if bf16 else torch.float32}
+    assert cpu_has_bf16() or not any(mod.support_avx512bf16_for_cpu for mod in linears)
+
+
 def test_k_completions_and_masks(lab):
     events = list(lab.generate_stream("Give me one tip for staying focused.", GenerationConfig(k=4, seed=1,
                                                                                              max_new_tokens=32)))

@@ -152,18 +152,23 @@ defaults to the policy's): that template ends the conversation at the answer's e
 def _no_ppo(info: dict) -> str:
     if not info["files"].get("prompts.jsonl"):
         return "# PPO needs prompts: rank some in the lab first"
-    if info.get("reward_skipped"):
-        return ("# PPO needs a reward model: the lab's was not exported (see Notes). Train one above (TRL reward,\n"
-                "# OpenRLHF train_rm) and point the reward model path at it, or train one with --readout last in the lab")
-    return "# PPO needs a reward model: train one in the lab first"
+    if not info.get("reward_skipped"):
+        return "# PPO needs a reward model: train one in the lab first"
+    fix = "train one with --readout last in the lab" if info["reward_skipped"] == "readout" else "retrain it in the lab"
+    if not info["files"].get("preferences.jsonl"):
+        return (f"# PPO needs a reward model: the lab's was not exported (see Notes) and no preference pair was\n"
+                f"# exported to train one here: {fix}")
+    return ("# PPO needs a reward model: the lab's was not exported (see Notes). Train one from preferences.jsonl\n"
+            f"# above (TRL reward, OpenRLHF train_rm) and point the reward model path at it, or {fix}")
 
 
 def _reward_bullets(info: dict) -> str:
     """What LAUNCH.md says of reward_model/, or that there is none."""
     pad = f"`{info['pad_token']}`" + (" (added to the vocabulary)" if info["pad_added"] else "")
     if not info["reward_model"]:
-        why = ("the lab's reward model reads the whole answer (see Notes)" if info.get("reward_skipped")
-               else "the session has no reward model yet")
+        why = {"readout": "the lab's reward model reads the whole answer (see Notes)",
+               "broken": "the lab's reward model could not be read (see Notes)"}.get(
+            info.get("reward_skipped"), "the session has no reward model yet")
         return f"- No `reward_model/`: {why}. The pad token is {pad}.\n"
     return f"""- The reward is read where the lab reads it: on the end-of-turn token closing the answer. The pad token is
   {pad}, distinct from EOS, so a
@@ -210,7 +215,7 @@ the commands below unchanged (they use paths relative to this folder). `GPUS` is
 ## TRL {TRL_VERSION} (accelerate / DeepSpeed)
 ```bash
 pip install trl=={TRL_VERSION}
-{trl or '# no TRL recipe: the session has no pairs or no reward model'}
+{trl or '# no TRL recipe: the session has no pairs, rankings or demonstrations'}
 ```
 The recipes in `trl/` hold the paths and hyperparameters; any flag on the command line overrides them.
 `--accelerate_config` takes TRL's own configs (single_gpu, multi_gpu, zero1, zero2, zero3, fsdp1, fsdp2) or a file.

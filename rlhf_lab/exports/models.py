@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 from pathlib import Path
 
 from ..data.pairs import Pair
@@ -48,31 +49,33 @@ def write_models(out: Path, model: str, path: str, trust_remote_code: bool, conv
     info = {"base_id": base_id, "pad_token": pad, "pad_added": added, "bias": 0.0, "template_note": "",
             "models": {}, "warnings": [], "reward_model": reward_folder is not None}
     _write_policy(out, path, trust_remote_code, base_id, pad, policy_folder, dtype, info)
-    skipped = _reward_skipped(reward_folder)
-    if skipped:
+    kind, why = _reward_skipped(reward_folder)
+    if kind:
         info["reward_model"] = False
-        info["reward_skipped"] = True
-        info["warnings"].append(f"the reward model was not exported: {skipped}")
+        info["reward_skipped"] = kind
+        info["warnings"].append(f"the reward model was not exported: {why}")
         reward_folder = None
     if reward_folder is not None:
         _write_reward(out, path, trust_remote_code, base_id, probe, conv, reward_folder, pairs, dtype, info)
     return info
 
 
-def _reward_skipped(folder: Path | None) -> str:
-    """Why the session's reward adapter cannot be handed off ("" when it can, or when there is none)."""
+def _reward_skipped(folder: Path | None) -> tuple[str, str]:
+    """("readout" or "broken", why) when the session's reward adapter cannot be handed off; ("", "") when it can
+    or when there is none."""
     if folder is None:
-        return ""
+        return "", ""
     try:
+        checkpoints.check_readable(folder)
         readout = checkpoints.readout_of(folder)
-    except BrokenAdapter as err:
-        return str(err)
+    except BrokenAdapter as err:  # named from the session folder: LAUNCH.md travels to other machines
+        return "broken", str(err).replace(f"{folder.parent}{os.sep}", "")
     if readout != "last":
-        return (f"it reads the answer's tokens ({readout!r} read-out), and a transformers "
+        return "readout", (f"it reads the answer's tokens ({readout!r} read-out), and a transformers "
                 "*ForSequenceClassification reads one token, so every engine would score differently from the lab. "
                 "Train one with `train-rm --readout last` to hand it off, or train the engine's own from "
                 "preferences.jsonl (the TRL reward recipe and the OpenRLHF train_rm command start from policy_merged)")
-    return ""
+    return "", ""
 
 
 def _write_policy(out: Path, path: str, trust_remote_code: bool, base_id: str, pad: str,

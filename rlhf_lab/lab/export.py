@@ -36,9 +36,8 @@ def contents(lab) -> SessionContents:
     checkpoints.recover_all(session.root / "adapters")  # a save cut between its renames, as opening does
     policy = None if meta.policy_version == "base" else session.adapter_dir("policy") / meta.policy_version
     reward = session.adapter_dir("reward") if checkpoints.is_complete(session.adapter_dir("reward")) else None
-    for folder in (policy, reward):
-        if folder is not None:
-            checkpoints.check_readable(folder)  # BrokenAdapter names the bad file; nothing is written
+    if policy is not None:  # the bundle's policy cannot silently become the base: BrokenAdapter, nothing written
+        checkpoints.check_readable(policy)  # (an unreadable reward model is left out with a note: exports.models)
     records = lab.rankings()
     demonstrations, skipped = demos_store.read(session.root)
     return SessionContents(name=session.name, records=records, pairs=lab.pairs(), demonstrations=demonstrations,

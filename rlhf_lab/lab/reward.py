@@ -12,7 +12,7 @@ from ..config import RewardConfig
 from ..data.pairs import Pair, count_pairs, groups_from_pairs, pairs_from_ranking
 from ..data.session import Session
 from ..diagnostics import reward_warnings
-from ..errors import ConfigError, LabBusy, LabError, NotEnoughPairs
+from ..errors import BrokenAdapter, ConfigError, LabBusy, LabError, NotEnoughPairs
 from ..generation.chat import tokenize_scored
 from ..modeling import checkpoints
 from ..modeling.adapters import POLICY, REWARD
@@ -39,7 +39,10 @@ def train_reward(lab, cfg: RewardConfig | None = None, inline: bool = True):
                              "(ties only, 'all bad' and 'skip' give no pairs).")
     saved = session.adapter_dir("reward")
     if cfg.continue_training and checkpoints.is_complete(saved):
-        kept = checkpoints.readout_of(saved)
+        try:
+            kept = checkpoints.readout_of(saved)
+        except BrokenAdapter:  # the job sets an unreadable adapter aside and starts fresh, as it always has
+            kept = cfg.readout
         if kept != cfg.readout:
             raise ConfigError(f"The saved reward model reads the answer at {kept!r}, and continuing keeps its "
                               f"read-out: choose {kept!r} to continue it, or train a new {cfg.readout!r} model "

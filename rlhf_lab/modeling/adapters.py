@@ -71,7 +71,7 @@ class LabModels:
         self.path = base.path
         self.device = next(base.model.parameters()).device
         self.model = wrap_peft(base.model, lora_config(base.model, cfg.lora_r, cfg.lora_alpha, cfg.lora_layers),
-                                    adapter_name=POLICY)
+                               adapter_name=POLICY)
         self.hidden_size = base.model.config.get_text_config().hidden_size
         self.heads: dict[str, nn.Linear] = {POLICY: self._new_head()}
         self.readouts: dict[str, str] = {}  # where each head is read (readout.py); saved with the adapter

@@ -1,11 +1,17 @@
 """bitsandbytes 4-bit on CPU and CUDA: the quantization config and the workarounds for its CPU repacking."""
 from __future__ import annotations
 
+import os
+
 import torch
 from torch import nn
 
 
 def cpu_has_bf16() -> bool:
+    """Whether bitsandbytes' AVX512-BF16 CPU path is taken. RLHF_LAB_CPU_BF16=0 forces it off, so an AVX-512
+    machine can run what an AVX2-only one runs (`make test-avx2`, with torch held to AVX2 as well)."""
+    if os.environ.get("RLHF_LAB_CPU_BF16", "").strip() == "0":
+        return False
     try:
         from bitsandbytes.functional import has_avx512bf16
         return bool(has_avx512bf16())
