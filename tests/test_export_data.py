@@ -242,36 +242,40 @@ def test_a_reward_model_read_over_the_whole_answer_is_not_exported(exported, rec
     assert "reward_model" not in result["models"] and not (tmp_path / "b" / "reward_model").exists()
     assert not (tmp_path / "b" / "reward_adapter").exists()
     assert 'model_name_or_path: "policy_merged"' in (tmp_path / "b" / "trl" / "reward.yaml").read_text()
-    assert any("train-rm --readout last" in w for w in result["warnings"])
+    assert any("train-rm --readout last" in w for w in result["warnings"]) and result["reward_skipped"] == "readout"
     text = (tmp_path / "b" / "LAUNCH.md").read_text()
     assert "train-rm --readout last" in text and "reads the whole answer (see Notes)" in text
     assert "end-of-turn token closing the answer" not in text and "main_ppo" not in text
     assert "PPO needs a reward model: the lab's was not exported" in text
 
 
-def test_an_unreadable_policy_version_stops_the_export_and_writes_nothing(exported, records_only, tmp_path):
+@pytest.mark.parametrize("damage", [b"", b"\x07garbage" * 10], ids=["empty", "garbage"])
+def test_an_unreadable_policy_version_stops_the_export_and_writes_nothing(exported, records_only, tmp_path,
+                                                                          damage):
     lab = records_only("broken-policy")
     lab.rank("Why?", ["Because.", "No."], [[0], [1]])
     folder = lab.session.adapter_dir("policy") / "v001"
     shutil.copytree(exported.lab.session.adapter_dir("policy") / "v001", folder)
     lab.session.update_meta(policy_version="v001")
-    (folder / checkpoints.ADAPTER_FILE).write_bytes(b"")
+    (folder / checkpoints.ADAPTER_FILE).write_bytes(damage)
     with pytest.raises(BrokenAdapter, match=checkpoints.ADAPTER_FILE):
         lab.export_bundle(tmp_path / "b")
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
 
 
-@pytest.mark.parametrize("broken", ["info.json", "adapter_config.json"])
+@pytest.mark.parametrize("broken", ["info.json", "adapter_config.json", checkpoints.ADAPTER_FILE])
 def test_an_unreadable_reward_model_is_left_out_of_the_export_not_the_rest(exported, records_only, tmp_path,
                                                                            broken):
     lab = records_only("broken-" + broken.replace(".", "-"))
     lab.rank("Why?", ["Because.", "No."], [[0], [1]])
     folder = lab.session.adapter_dir("reward")
     shutil.copytree(exported.lab.session.adapter_dir("reward"), folder)
-    (folder / broken).write_text("{not json")
+    (folder / broken).write_text("{not json")  # garbage bytes, whatever the file
     result = lab.export_bundle(tmp_path / "b")
     assert "reward_model" not in result["models"] and "policy_merged" in result["models"]
-    assert any("not exported" in w and f"reward/{broken}" in w for w in result["warnings"]), result["warnings"]
+    assert json.loads((tmp_path / "b" / "export.json").read_text())["reward_skipped"] == "broken"
+    warnings = result["warnings"]
+    assert any("not exported" in w and f"adapters/reward/{broken}" in w for w in warnings), warnings
     assert not any(str(folder) in w for w in result["warnings"])  # LAUNCH.md leaves this machine
     text = (tmp_path / "b" / "LAUNCH.md").read_text()
     assert "could not be read" in text and "reads the whole answer" not in text

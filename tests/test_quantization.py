@@ -1,35 +1,47 @@
-"""The AVX512-BF16 switch: RLHF_LAB_CPU_BF16=0 runs an AVX-512 machine down the AVX2-only path (`make test-avx2`)."""
+"""The AVX512-BF16 switch: RLHF_LAB_CPU_BF16=0 runs an AVX512-BF16 machine down the lab's AVX2-only choices.
+
+bitsandbytes' detection is replaced by "this CPU has AVX512-BF16", so the switch is tested on every CPU."""
 import pytest
 import torch
 
 from rlhf_lab.modeling import quantization
 
+bnb = pytest.importorskip("bitsandbytes")
+
 
 @pytest.fixture
-def forced_off(monkeypatch):
-    monkeypatch.setenv("RLHF_LAB_CPU_BF16", "0")
+def bf16_cpu(monkeypatch):
+    monkeypatch.setattr(bnb.functional, "has_avx512bf16", lambda: True)
+    monkeypatch.delenv("RLHF_LAB_CPU_BF16", raising=False)
+    return monkeypatch
 
 
-def test_forcing_bf16_off_gives_fp32_compute(forced_off):
+def layers():
+    return [bnb.nn.Linear4bit(8, 8, quant_type="nf4") for _ in range(3)]
+
+
+def test_an_avx512_bf16_cpu_gets_bf16_compute_and_packed_sampling(bf16_cpu):
+    assert quantization.cpu_has_bf16() is True
+    assert quantization.quantization_config("4bit", torch.device("cpu")).bnb_4bit_compute_dtype == torch.bfloat16
+    linears = layers()
+    assert quantization.allow_fast_4bit_sampling(linears) == 3
+    assert all(layer.support_avx512bf16_for_cpu for layer in linears)
+
+
+@pytest.mark.parametrize("value", ["0", "false", "OFF", " no "])
+def test_forcing_it_off_gives_fp32_compute_and_no_packed_layer(bf16_cpu, value):
+    bf16_cpu.setenv("RLHF_LAB_CPU_BF16", value)
     assert quantization.cpu_has_bf16() is False
     cfg = quantization.quantization_config("4bit", torch.device("cpu"))
     assert cfg.bnb_4bit_compute_dtype == torch.float32 and cfg.bnb_4bit_quant_type == "nf4"
+    linears = layers()
+    assert quantization.allow_fast_4bit_sampling(linears) == 3  # every layer was told, though it could pack
+    assert not any(layer.support_avx512bf16_for_cpu for layer in linears)
+    assert quantization.quantization_config("4bit", torch.device("cuda")).bnb_4bit_compute_dtype == torch.bfloat16
 
 
-def test_forcing_bf16_off_keeps_every_layer_unpacked(forced_off):
-    bnb = pytest.importorskip("bitsandbytes")
-    layers = [bnb.nn.Linear4bit(8, 8, quant_type="nf4") for _ in range(3)]
-    assert quantization.allow_fast_4bit_sampling(layers) == 3  # every layer was told, even where it could pack
-    assert not any(layer.support_avx512bf16_for_cpu for layer in layers)
-
-
-def test_cuda_keeps_bf16_compute_whatever_the_cpu(forced_off):
-    cfg = quantization.quantization_config("4bit", torch.device("cuda"))
-    assert cfg.bnb_4bit_compute_dtype == torch.bfloat16
-
-
-def test_other_values_leave_the_hardware_to_decide(monkeypatch):
-    monkeypatch.delenv("RLHF_LAB_CPU_BF16", raising=False)
-    detected = quantization.cpu_has_bf16()
-    monkeypatch.setenv("RLHF_LAB_CPU_BF16", "1")
-    assert quantization.cpu_has_bf16() == detected
+def test_other_values_leave_it_to_the_hardware(bf16_cpu):
+    bf16_cpu.setenv("RLHF_LAB_CPU_BF16", "1")
+    assert quantization.cpu_has_bf16() is True
+    bf16_cpu.setattr(bnb.functional, "has_avx512bf16", lambda: False)
+    assert quantization.cpu_has_bf16() is False

@@ -154,10 +154,11 @@ def _no_ppo(info: dict) -> str:
         return "# PPO needs prompts: rank some in the lab first"
     if not info.get("reward_skipped"):
         return "# PPO needs a reward model: train one in the lab first"
-    fix = "train one with --readout last in the lab" if info["reward_skipped"] == "readout" else "retrain it in the lab"
+    fix = ("train one with --readout last in the lab" if info["reward_skipped"] == "readout"
+           else "retrain it in the lab") + " and export again"
     if not info["files"].get("preferences.jsonl"):
         return (f"# PPO needs a reward model: the lab's was not exported (see Notes) and no preference pair was\n"
-                f"# exported to train one here: {fix}")
+                f"# exported to train one on the cluster: {fix}")
     return ("# PPO needs a reward model: the lab's was not exported (see Notes). Train one from preferences.jsonl\n"
             f"# above (TRL reward, OpenRLHF train_rm) and point the reward model path at it, or {fix}")
 
@@ -215,7 +216,7 @@ the commands below unchanged (they use paths relative to this folder). `GPUS` is
 ## TRL {TRL_VERSION} (accelerate / DeepSpeed)
 ```bash
 pip install trl=={TRL_VERSION}
-{trl or '# no TRL recipe: the session has no pairs, rankings or demonstrations'}
+{trl or '# no TRL recipe: the session has no preference pairs, KTO labels or demonstrations'}
 ```
 The recipes in `trl/` hold the paths and hyperparameters; any flag on the command line overrides them.
 `--accelerate_config` takes TRL's own configs (single_gpu, multi_gpu, zero1, zero2, zero3, fsdp1, fsdp2) or a file.

@@ -49,7 +49,7 @@ def write_models(out: Path, model: str, path: str, trust_remote_code: bool, conv
     info = {"base_id": base_id, "pad_token": pad, "pad_added": added, "bias": 0.0, "template_note": "",
             "models": {}, "warnings": [], "reward_model": reward_folder is not None}
     _write_policy(out, path, trust_remote_code, base_id, pad, policy_folder, dtype, info)
-    kind, why = _reward_skipped(reward_folder)
+    kind, why = _reward_skipped(reward_folder, bool(uncut(pairs)))
     if kind:
         info["reward_model"] = False
         info["reward_skipped"] = kind
@@ -60,7 +60,7 @@ def write_models(out: Path, model: str, path: str, trust_remote_code: bool, conv
     return info
 
 
-def _reward_skipped(folder: Path | None) -> tuple[str, str]:
+def _reward_skipped(folder: Path | None, has_pairs: bool) -> tuple[str, str]:
     """("readout" or "broken", why) when the session's reward adapter cannot be handed off; ("", "") when it can
     or when there is none."""
     if folder is None:
@@ -69,12 +69,13 @@ def _reward_skipped(folder: Path | None) -> tuple[str, str]:
         checkpoints.check_readable(folder)
         readout = checkpoints.readout_of(folder)
     except BrokenAdapter as err:  # named from the session folder: LAUNCH.md travels to other machines
-        return "broken", str(err).replace(f"{folder.parent}{os.sep}", "")
+        return "broken", str(err).replace(f"{folder.parent.parent}{os.sep}", "")
     if readout != "last":
         return "readout", (f"it reads the answer's tokens ({readout!r} read-out), and a transformers "
                 "*ForSequenceClassification reads one token, so every engine would score differently from the lab. "
-                "Train one with `train-rm --readout last` to hand it off, or train the engine's own from "
-                "preferences.jsonl (the TRL reward recipe and the OpenRLHF train_rm command start from policy_merged)")
+                "Train one with `train-rm --readout last` and export again to hand it off" + (
+                    ", or train the engine's own from preferences.jsonl (the TRL reward recipe and the OpenRLHF "
+                    "train_rm command start from policy_merged)" if has_pairs else ""))
     return "", ""
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import time
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..data.files import share
@@ -119,6 +119,12 @@ def check_readable(folder: Path) -> None:
         int(config["r"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise BrokenAdapter(f"{folder / 'adapter_config.json'} cannot be read ({err})") from err
+    for name in (ADAPTER_FILE, HEAD_FILE):  # the header only: garbage bytes fail here, not mid-load
+        try:
+            with safe_open(str(folder / name), framework="pt"):
+                pass
+        except (OSError, SafetensorError) as err:
+            raise BrokenAdapter(f"{folder / name} cannot be read ({err})") from err
 
 
 def adapter_shape(folder: Path, num_layers: int) -> tuple[int, int]:

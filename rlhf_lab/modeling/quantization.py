@@ -8,9 +8,10 @@ from torch import nn
 
 
 def cpu_has_bf16() -> bool:
-    """Whether bitsandbytes' AVX512-BF16 CPU path is taken. RLHF_LAB_CPU_BF16=0 forces it off, so an AVX-512
-    machine can run what an AVX2-only one runs (`make test-avx2`, with torch held to AVX2 as well)."""
-    if os.environ.get("RLHF_LAB_CPU_BF16", "").strip() == "0":
+    """Whether the lab takes bitsandbytes' AVX512-BF16 CPU path (bf16 compute, packed 4-bit layers).
+    RLHF_LAB_CPU_BF16=0 (or false / off / no) turns it off, so an AVX512-BF16 machine runs the lab's AVX2-only
+    choices (`make test-avx2`)."""
+    if os.environ.get("RLHF_LAB_CPU_BF16", "").strip().lower() in ("0", "false", "off", "no"):
         return False
     try:
         from bitsandbytes.functional import has_avx512bf16
