@@ -56,7 +56,7 @@ def _rows(lab, session: Session, pairs: list[Pair], cfg: RewardConfig) -> Iterat
     if cfg.continue_training and checkpoints.is_complete(session.adapter_dir("reward")):
         load_saved_reward(lab, session, cfg)
     else:
-        models.reset_reward_adapter(cfg.lora_r, cfg.lora_layers, cfg.readout)
+        models.reset_reward_adapter(cfg.lora_r, cfg.lora_layers, cfg.readout, seed=cfg.seed)
     round_ = session.read_meta().round
     saved = False
     try:

@@ -74,7 +74,7 @@ def load_saved_reward(lab, session: Session, fresh: RewardConfig) -> None:
     """The session's saved reward adapter in memory, or a fresh one of `fresh`'s shape if none is saved."""
     models, folder = lab.models, session.adapter_dir("reward")
     if not (folder.exists() and _load_or_set_aside(lab, session, REWARD, folder)):
-        models.reset_reward_adapter(fresh.lora_r, fresh.lora_layers, fresh.readout)
+        models.reset_reward_adapter(fresh.lora_r, fresh.lora_layers, fresh.readout, seed=fresh.seed)
 
 
 def _load_or_set_aside(lab, session: Session, adapter: str, folder) -> bool:

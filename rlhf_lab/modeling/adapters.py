@@ -129,9 +129,16 @@ class LabModels:
         if self.cut:
             self.cut = self._find_cut()  # the new adapter may reach lower layers
 
-    def reset_reward_adapter(self, r: int, top_layers: int = 8, readout: str = "last+mean") -> None:
-        """A fresh reward adapter and head (rank r, on the top `top_layers` layers, read as `readout`)."""
-        self.add_adapter(REWARD, r, top_layers, readout=readout)
+    def reset_reward_adapter(self, r: int, top_layers: int = 8, readout: str = "last+mean", seed: int = 0) -> None:
+        """A fresh reward adapter and head (rank r, on the top `top_layers` layers, read as `readout`).
+
+        Initialised from `seed`, not from wherever the global generator stood: what the session did before
+        (opening it, sampling, a policy that failed to load) must not change the model that training gives.
+        The global generator is left as it was."""
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            self.add_adapter(REWARD, r, top_layers, readout=readout)
 
     def reset_policy(self) -> None:
         """Zero the policy adapter's B matrices (so it equals the base) and the value head."""

@@ -1,0 +1,43 @@
+"""Same pairs, same seed, same reward model: whatever the process did before training (issue 11: a slow CPU and
+a fast one, or a session opened another way, must get the same model)."""
+import pytest
+import torch
+
+from rlhf_lab.config import ModelConfig, RewardConfig
+from rlhf_lab.lab import Lab
+from rlhf_lab.modeling.adapters import REWARD
+from rlhf_lab.runtime import model_thread
+
+
+@pytest.fixture
+def lab(tiny_model_dir, tiny_models, tmp_path):
+    lab = Lab(tmp_path / "sessions", model_cfg=ModelConfig(model=str(tiny_model_dir), precision="fp32", lora_r=4))
+    lab.models, lab.model_cfg = tiny_models, lab.default_model_cfg
+    lab.open_session("s", create=True)
+    for i in range(6):
+        lab.rank(f"prompt {i}", [f"good answer {i}", f"bad {i}", f"worse worse {i}"], [[0], [1], [2]])
+    return lab
+
+
+def trained(lab, seed=0):
+    rows = list(lab.train_reward(RewardConfig(epochs=2, batch_rankings=2, seed=seed)))
+    weights = model_thread.call(lambda: [p.detach().clone() for p in lab.models.trainable_params(REWARD)])
+    return rows[-1], weights
+
+
+def test_the_global_generator_does_not_change_the_reward_model(lab):
+    first, first_weights = trained(lab)
+    model_thread.call(lambda: torch.rand(12345))  # what sampling or opening a session would have drawn
+    again, again_weights = trained(lab)
+    assert again["eval/reward_loss"] == first["eval/reward_loss"]
+    assert all(torch.equal(a, b) for a, b in zip(first_weights, again_weights))
+    _, other_weights = trained(lab, seed=1)
+    assert not all(torch.equal(a, b) for a, b in zip(first_weights, other_weights))
+
+
+def test_a_fresh_reward_adapter_leaves_the_global_generator_alone(tiny_models):
+    def reset():
+        before = torch.get_rng_state()
+        tiny_models.reset_reward_adapter(4, 1, seed=3)
+        return torch.equal(before, torch.get_rng_state())
+    assert model_thread.call(reset)
