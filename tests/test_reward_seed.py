@@ -41,3 +41,21 @@ def test_a_fresh_reward_adapter_leaves_the_global_generator_alone(tiny_models):
         tiny_models.reset_reward_adapter(4, 1, seed=3)
         return torch.equal(before, torch.get_rng_state())
     assert model_thread.call(reset)
+
+
+def test_train_rm_takes_the_seed_on_the_command_line(monkeypatch):
+    from rlhf_lab.cli import commands
+    from rlhf_lab.cli.parser import build_parser
+
+    seen = []
+
+    class FakeLab:
+        def train_reward(self, cfg):
+            seen.append(cfg)
+            return iter([{"summary": True}])
+
+    monkeypatch.setattr(commands, "open_lab", lambda args: FakeLab())
+    args = build_parser().parse_args(["train-rm", "--session", "s", "--seed", "3"])
+    commands.cmd_train_rm(args)
+    assert seen[0].seed == 3
+    assert build_parser().parse_args(["train-rm", "--session", "s"]).seed == RewardConfig().seed

@@ -157,7 +157,7 @@ def cmd_import(args) -> None:
 def cmd_train_rm(args) -> None:
     cfg = RewardConfig(epochs=args.epochs, learning_rate=args.learning_rate, lora_r=args.lora_r,
                        max_seconds=args.max_seconds, margin=args.margin, center_coef=args.center_coef,
-                       continue_training=args.continue_training, readout=args.readout)
+                       continue_training=args.continue_training, readout=args.readout, seed=args.seed)
     summary = None
     for row in open_lab(args).train_reward(cfg):
         if row.get("summary"):

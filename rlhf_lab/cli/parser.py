@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-rm", help="train the reward model on the session's pairs")
     model_args(p)
     session_arg(p)
-    config_args(p, RewardConfig, ("epochs", "learning_rate", "lora_r", "max_seconds", "margin", "center_coef"))
+    config_args(p, RewardConfig, ("epochs", "learning_rate", "lora_r", "max_seconds", "margin", "center_coef",
+                                  "seed"))
     p.add_argument("--readout", default=RewardConfig.readout, choices=READOUTS,
                    help="where the reward head reads an answer: the mean over its tokens and its end token "
                         "(default), the mean only (word choice wherever it stands; cannot tell a finished answer from a "
