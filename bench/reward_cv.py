@@ -53,7 +53,7 @@ def main() -> None:
             R.split_by_prompt = lambda groups, _frac, f=fold: (
                 [g for g in groups if fold_of[prompt_key(g.prompt)] != f],
                 [g for g in groups if fold_of[prompt_key(g.prompt)] == f])
-            lab.models.reset_reward_adapter(cfg.lora_r, cfg.lora_layers, cfg.readout)
+            lab.models.reset_reward_adapter(cfg.lora_r, cfg.lora_layers, cfg.readout, seed=cfg.seed)
             s = [row for row in R.train_reward_model(lab.models, pairs, cfg) if row.get("summary")][-1]
             n, n_against = s["pairs_eval"], s.get("pairs_against_length") or 0
             if not s.get("trained") or not n or s.get("eval/length_rule_accuracy") is None:

@@ -1,5 +1,5 @@
-"""Same pairs, same seed, same reward model: whatever the process did before training (issue 11: a slow CPU and
-a fast one, or a session opened another way, must get the same model)."""
+"""Same pairs, same seed, same reward model, whatever the process did before training (a session opened another
+way, sampling first): issue 11's "same seed, same model"."""
 import pytest
 import torch
 
@@ -36,11 +36,33 @@ def test_the_global_generator_does_not_change_the_reward_model(lab):
 
 
 def test_a_fresh_reward_adapter_leaves_the_global_generator_alone(tiny_models):
-    def reset():
+    def lora_a():
+        return [p.detach().clone() for p in tiny_models.lora_params(REWARD, "lora_A")]
+
+    def resets():
         before = torch.get_rng_state()
         tiny_models.reset_reward_adapter(4, 1, seed=3)
-        return torch.equal(before, torch.get_rng_state())
-    assert model_thread.call(reset)
+        untouched = torch.equal(before, torch.get_rng_state())
+        first = lora_a()
+        torch.rand(99)
+        tiny_models.reset_reward_adapter(4, 1, seed=3)
+        same = all(torch.equal(a, b) for a, b in zip(first, lora_a()))
+        tiny_models.reset_reward_adapter(4, 1, seed=4)
+        other = not all(torch.equal(a, b) for a, b in zip(first, lora_a()))
+        tiny_models.reset_reward_adapter(RewardConfig().lora_r, RewardConfig().lora_layers)  # as other tests expect
+        return untouched, same, other
+    assert model_thread.call(resets) == (True, True, True)  # untouched, same seed same start, other seed not
+
+
+def test_training_hands_its_seed_to_the_fresh_adapter(lab, monkeypatch):
+    seeds = []
+    real = lab.models.reset_reward_adapter
+    def spy(*args, **kwargs):
+        seeds.append(kwargs.get("seed"))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(lab.models, "reset_reward_adapter", spy)
+    list(lab.train_reward(RewardConfig(epochs=1, batch_rankings=2, seed=5)))
+    assert seeds == [5]
 
 
 def test_train_rm_takes_the_seed_on_the_command_line(monkeypatch):

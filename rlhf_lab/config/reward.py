@@ -39,8 +39,8 @@ class RewardConfig:
     readout: str = "last+mean"
     """Where the reward head reads the answer: "last" (its end token only), "mean" (the mean over its tokens)
     or "last+mean" (the average of the two). The end token alone learned length, not what the person ranked
-    for: on mentions:you rankings 0.60 held-out, 2 of 9 where length points the wrong way; last+mean 0.77 and
-    4 of 9, and 0.91 on enthusiastic (end token 0.81; docs/results.md). Only "last" can be exported as a
+    for: on mentions:you rankings 0.60 held-out, 2 of 9 where length points the wrong way; last+mean 0.80 and
+    6 of 9, and 0.875 on enthusiastic (end token 0.81; docs/results.md, seeded start). Only "last" can be exported as a
     transformers *ForSequenceClassification reward model, which reads one token. Continuing a saved reward
     model keeps its own read-out."""
     max_length: int = 160
@@ -48,7 +48,7 @@ class RewardConfig:
     continue_training: bool = False
     """Start from the saved reward adapter instead of a fresh one."""
     seed: int = 0
-    """Seed for the shuffle and the head's initialisation."""
+    """Seed for the fresh adapter's LoRA matrices (the head starts at zero) and the order of the pairs."""
 
     def __post_init__(self):
         check_range("epochs", self.epochs, 1, 100)

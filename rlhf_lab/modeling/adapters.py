@@ -134,10 +134,10 @@ class LabModels:
 
         Initialised from `seed`, not from wherever the global generator stood: what the session did before
         (opening it, sampling, a policy that failed to load) must not change the model that training gives.
-        The global generator is left as it was."""
-        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed)
+        peft draws the LoRA matrices on the CPU before moving them to the model's device, so only the CPU
+        generator is seeded, and it is put back afterwards."""
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
             self.add_adapter(REWARD, r, top_layers, readout=readout)
 
     def reset_policy(self) -> None:
