@@ -125,9 +125,16 @@ def dpo_lines(rows: list[dict]) -> list[str]:
 def evaluation_line(result: dict | None) -> str | None:
     if not result or result.get("policy_score") is None:
         return None
-    return (f"On {result['prompts']} fresh samples the judge “{result['judge']}” scores the new policy "
+    line = (f"On {result['prompts']} fresh samples the judge “{result['judge']}” scores the new policy "
             f"{result['policy_score']:.2f} and the original model {result['reference_score']:.2f} "
             f"(KL {_fixed(result['kl'])} nats).")
+    low, high = result.get("score_gain_ci") or (None, None)
+    if low is None or high is None:  # one prompt, or an evaluation saved before the interval was kept
+        return line
+    verdict = ("more than sampling noise" if low > 0 else "a loss beyond sampling noise" if high < 0
+               else "within sampling noise")
+    return (f"{line} The difference, {result['score_gain']:+.2f}, is {verdict} "
+            f"(95% interval {low:+.2f} to {high:+.2f} over the same prompts).")
 
 
 def story(counts: dict, rm: dict | None = None, ppo_rows: list[dict] | None = None,

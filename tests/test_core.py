@@ -147,6 +147,21 @@ def test_wilson_interval_hand_computed():
     assert low < 0.5 < high  # 50% on 40 pairs: chance cannot be ruled out
 
 
+def test_mean_interval_hand_computed():
+    from rlhf_lab.algos.stats import mean_interval, t_critical
+    # [1,2,3,4]: mean 2.5, sd=sqrt(5/3)=1.29099, se=0.645497, t(3)=3.182 -> half 2.05397
+    mean, low, high = mean_interval([1, 2, 3, 4])
+    assert mean == 2.5 and low == pytest.approx(0.44603, abs=1e-5) and high == pytest.approx(4.55397, abs=1e-5)
+    # a gain of 1 on every prompt has no spread: the interval is the point
+    assert mean_interval([1.0] * 16) == (1.0, 1.0, 1.0)
+    assert mean_interval([0.5]) == (0.5, None, None)
+    assert t_critical(15) == 2.131
+    # beyond the table, the expansion: exact t(0.975, 40) = 2.0211, t(0.975, 120) = 1.9799
+    assert t_critical(40) == pytest.approx(2.0211, abs=2e-4) and t_critical(120) == pytest.approx(1.9799, abs=2e-4)
+    with pytest.raises(ValueError):
+        mean_interval([])
+
+
 def test_r_squared_hand_computed():
     from rlhf_lab.algos.stats import r_squared
     assert r_squared([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)

@@ -18,7 +18,9 @@ from rlhf_lab.runtime import model_thread as worker
 from test_bad_input import cli, tree
 from test_training_isolation import changed, reference_logits, snapshot
 
-FAST_DPO = DPOConfig(epochs=4, learning_rate=5e-2, batch_rankings=2)
+# 8 epochs: the training margin passes 0.05 from every policy seed tried (0-3: 0.087-0.148); at 4 epochs seed 0
+# reached only 0.04 on this random model
+FAST_DPO = DPOConfig(epochs=8, learning_rate=5e-2, batch_rankings=2)
 FAST_SFT = SFTConfig(epochs=6, learning_rate=5e-2)
 
 

@@ -110,6 +110,9 @@ def test_ppo_with_judge_reward_raises_score(lab):
     scores = [r["objective/scores"] for r in rows]
     assert sum(scores[-2:]) / 2 > sum(scores[:2]) / 2 + 0.25, scores
     assert result["policy_score"] > result["reference_score"] + 0.25, result
+    # clearly above: the paired interval over the 16 prompts excludes no gain
+    assert result["score_gain"] == pytest.approx(result["policy_score"] - result["reference_score"])
+    assert result["score_gain_ci"][0] > 0, result
     assert all(r["objective/kl"] > -0.1 for r in rows), [r["objective/kl"] for r in rows]
 
 

@@ -106,3 +106,12 @@ def test_dpo_and_evaluation_lines_and_the_whole_story():
     assert [x.split()[0] for x in lines] == ["The", "Your", "PPO", "Answer", "DPO:", "On"]
     assert story.story({"rankings": 0}) == [story.rankings_line({})]
     assert story.evaluation_line({**ev, "kl": -0.04}).endswith("(KL 0.0 nats).")
+    # with the paired interval evaluate keeps: its sign decides the words
+    assert story.evaluation_line({**ev, "score_gain": 1.0, "score_gain_ci": [0.25, 1.75]}).endswith(
+        "(KL 3.5 nats). The difference, +1.00, is more than sampling noise (95% interval +0.25 to +1.75 over "
+        "the same prompts).")
+    assert "is within sampling noise (95% interval -0.25" in story.evaluation_line(
+        {**ev, "score_gain": 1.0, "score_gain_ci": [-0.25, 2.25]})
+    assert "is a loss beyond sampling noise" in story.evaluation_line(
+        {**ev, "score_gain": -1.0, "score_gain_ci": [-1.5, -0.5]})
+    assert story.evaluation_line({**ev, "score_gain": 1.0, "score_gain_ci": [None, None]}).endswith("nats).")

@@ -8,6 +8,7 @@ split (trunk.py) so positions and masks are built the same way for generation, s
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 
 import torch
@@ -140,9 +141,19 @@ class LabModels:
             torch.default_generator.manual_seed(seed)
             self.add_adapter(REWARD, r, top_layers, readout=readout)
 
-    def reset_policy(self) -> None:
-        """Zero the policy adapter's B matrices (so it equals the base) and the value head."""
+    def reset_policy(self, seed: int = 0) -> None:
+        """The policy adapter as fresh: A matrices drawn from `seed` the way peft draws them (Kaiming-uniform,
+        a=sqrt(5)), B matrices and the value head zeroed, so it equals the base.
+
+        Drawn from `seed` rather than kept from model load: A is where training starts, and what the process
+        did before loading (or since) must not change what PPO, DPO or SFT from the base gives. The draw is
+        on a private CPU generator, so the global one is left alone and CPU and GPU get the same start."""
+        gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
+            for param in self.lora_params(POLICY, "lora_A"):
+                fresh = torch.empty(param.shape)
+                nn.init.kaiming_uniform_(fresh, a=math.sqrt(5), generator=gen)
+                param.copy_(fresh)
             for param in self.lora_params(POLICY, "lora_B"):
                 param.zero_()
         _zero_head(self.value_head)
