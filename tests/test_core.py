@@ -162,6 +162,14 @@ def test_mean_interval_hand_computed():
         mean_interval([])
 
 
+def test_paired_gain_counts_a_repeated_prompt_once():
+    from rlhf_lab.arena.evaluate import paired_gain
+    # differences a: 2, 0 -> 1; b: 1; c: 2. mean 4/3, sd sqrt(1/3), se 1/3, t(2)=4.303 -> half 1.434333
+    gain, low, high = paired_gain(["a", "a", "b", "c"], [2, 0, 1, 3], [0, 0, 0, 1])
+    assert gain == pytest.approx(4 / 3) and low == pytest.approx(-0.101, abs=1e-3)
+    assert high == pytest.approx(2.76767, abs=1e-4)
+
+
 def test_r_squared_hand_computed():
     from rlhf_lab.algos.stats import r_squared
     assert r_squared([1, 2, 3], [2, 4, 6]) == pytest.approx(1.0)

@@ -135,6 +135,9 @@ def test_a_dpo_scenario_trains_with_dpo_and_the_story_says_so(lab, monkeypatch):
     assert summary["last/rewards/margins"] == steps[-1]["rewards/margins"]
     assert "last/eval/rewards/accuracies" in summary and isinstance(summary["dpo_held_out"], bool)
     assert summary["kl_k3"] >= 0 and summary["reward_trained"] is True
+    low, high = summary["score_gain_ci"]  # 3 prompts: an interval, around the gain
+    assert low <= summary["score_gain"] <= high
+    assert summary["score_gain"] == pytest.approx(summary["policy_score"] - summary["reference_score"])
     assert set(summary["seconds"]) == {"autopilot", "reward", "dpo", "evaluate", "total"}
     assert lab.versions()[-1]["algorithm"] == "dpo"
     assert any(x.startswith("DPO: ") for x in lab.story())

@@ -12,6 +12,17 @@ from ..judges import Judge
 from ..modeling.adapters import POLICY, LabModels
 
 
+def paired_gain(prompts: list[str], policy: list[float], reference: list[float]) -> tuple:
+    """Mean gain of policy over reference per prompt and its 95% interval. Both answered each prompt from the
+    same seed, so differences are paired; a prompt asked more than once counts once (its differences
+    averaged), since repeats of one prompt are not independent evidence. Without repeats the gain is
+    policy_score - reference_score."""
+    by_prompt: dict[str, list[float]] = {}
+    for prompt, p, r in zip(prompts, policy, reference):
+        by_prompt.setdefault(prompt, []).append(p - r)
+    return mean_interval([sum(d) / len(d) for d in by_prompt.values()])
+
+
 @torch.no_grad()
 def evaluate_policy(models: LabModels, judge: Judge, prompts: list[str], cfg: PPOConfig, seed: int) -> dict:
     """The judge's mean score of one sample per prompt from the policy and from the reference (adapters
@@ -32,8 +43,7 @@ def evaluate_policy(models: LabModels, judge: Judge, prompts: list[str], cfg: PP
     kl3 = (kl_k3(logp, ref_logp) * policy.response_mask).sum(1).mean().item()
     p_scores = [judge(p, t) for p, t in zip(prompts, policy.texts)]
     r_scores = [judge(p, t) for p, t in zip(prompts, reference.texts)]
-    # Policy and reference answer the same prompt from the same seed, so the per-prompt differences are paired.
-    gain, low, high = mean_interval([p - r for p, r in zip(p_scores, r_scores)])
+    gain, low, high = paired_gain(prompts, p_scores, r_scores)
     return {"prompts": len(prompts), "policy_score": sum(p_scores) / len(p_scores),
             "reference_score": sum(r_scores) / len(r_scores), "score_gain": gain, "score_gain_ci": [low, high],
             "kl": kl, "kl_k3": kl3,

@@ -62,7 +62,7 @@ def sample_before_after(lab, n_prompts: int, seed: int = 1234) -> dict:
     with lab.jobs.inline("report samples"):
         result = model_thread.call(evaluate_policy, lab.models, lambda p, c: 0.0, prompts, PPOConfig(), seed)
     return {**result, "judge": None, "policy": lab.meta().policy_version, "policy_score": None,
-            "reference_score": None}
+            "reference_score": None, "score_gain": None, "score_gain_ci": [None, None]}
 
 
 def write_report(lab, out: Path | str, samples: int = 0) -> dict:

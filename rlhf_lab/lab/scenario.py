@@ -88,7 +88,8 @@ def run_scenario(lab, name: str, seed: int = 0) -> Iterator[dict]:
         yield {"stage": scenario.algorithm, **row}
     lap(scenario.algorithm)
     result = lab.evaluate(scenario.judge, scenario.eval_prompts, seed=seed + 1234)
-    out.update({k: result[k] for k in ("policy", "policy_score", "reference_score", "kl", "kl_k3", "policy_length",
+    out.update({k: result[k] for k in ("policy", "policy_score", "reference_score", "score_gain", "score_gain_ci",
+                                       "kl", "kl_k3", "policy_length",
                                        "reference_length", "policy_finished", "reference_finished")})
     lap("evaluate")
     out["seconds"]["total"] = round(time.time() - started, 1)

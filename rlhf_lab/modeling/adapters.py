@@ -151,7 +151,7 @@ class LabModels:
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for param in self.lora_params(POLICY, "lora_A"):
-                fresh = torch.empty(param.shape)
+                fresh = torch.empty(param.shape, dtype=torch.float32)
                 nn.init.kaiming_uniform_(fresh, a=math.sqrt(5), generator=gen)
                 param.copy_(fresh)
             for param in self.lora_params(POLICY, "lora_B"):
