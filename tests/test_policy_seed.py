@@ -38,3 +38,23 @@ def test_reset_policy_draws_a_from_its_seed_and_equals_the_base(tiny_models):
     untouched, same, other, b_zero, head_zero, bounds = model_thread.call(resets)
     assert (untouched, same, other, b_zero, head_zero) == (True, True, True, True, True)
     assert bounds and all(0.5 * bound < biggest <= bound for biggest, bound in bounds), bounds
+
+
+def test_ppo_takes_its_seed_and_kl_controller_on_the_command_line(monkeypatch):
+    from rlhf_lab.cli import commands
+    from rlhf_lab.cli.parser import build_parser
+    from rlhf_lab.config import PPOConfig
+
+    seen = []
+
+    class FakeLab:
+        def ppo(self, steps, cfg):
+            seen.append(cfg)
+            return iter([{"summary": True, "steps": 0, "stopped": False, "seconds": 0.0}])
+
+    monkeypatch.setattr(commands, "open_lab", lambda args: FakeLab())
+    commands.cmd_ppo(build_parser().parse_args(["ppo", "--session", "s", "--seed", "3", "--kl-horizon", "16",
+                                                "--learning-rate", "3e-4"]))
+    assert (seen[0].seed, seen[0].kl_horizon, seen[0].learning_rate) == (3, 16, 3e-4)
+    defaults = build_parser().parse_args(["ppo", "--session", "s"])
+    assert (defaults.seed, defaults.kl_horizon) == (PPOConfig().seed, PPOConfig().kl_horizon)

@@ -54,6 +54,13 @@ def test_prompts_drawn_in_groups():
     assert len(_prompts(lab, 8, random.Random(0))) == 8
 
 
+def test_kl_horizon_cannot_push_the_coefficient_below_zero():
+    # worst step: beta *= 1 - 0.2 * 16 / 3.2 = 0
+    with pytest.raises(ConfigError, match="above a fifth of the batch size"):
+        PPOConfig(batch_size=16, kl_horizon=3)
+    assert PPOConfig(batch_size=16, kl_horizon=4).kl_horizon == 4
+
+
 def test_batch_must_split_into_groups():
     with pytest.raises(ConfigError, match="groups of 3"):
         PPOConfig(batch_size=16, samples_per_prompt=3)

@@ -88,6 +88,9 @@ class PPOConfig:
             raise ConfigError(f"kl_estimator must be k1 or k3, not {self.kl_estimator!r}")
         if self.kl_coef < 0 or self.target_kl <= 0:
             raise ConfigError("kl_coef must be >= 0 and target_kl > 0")
+        if self.kl_horizon * 5 <= self.batch_size:  # the controller's step: beta *= 1 - 0.2 * batch / horizon at worst
+            raise ConfigError(f"kl_horizon must be above a fifth of the batch size ({self.batch_size}), not "
+                              f"{self.kl_horizon}: one step could push the KL coefficient to 0 or below")
         if not 0 < self.learning_rate < 1:
             raise ConfigError(f"learning rate must be in (0, 1), not {self.learning_rate}")
         if not 0 < self.temperature <= 5:
