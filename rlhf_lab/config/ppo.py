@@ -30,7 +30,8 @@ class PPOConfig:
     same session ended at KL 3.5 with the judge's score up by 1.0 (docs/results.md). 1e-4 barely moved the
     policy in 10 steps against the earlier, weaker reward model. On `enthusiastic` 1.5e-4 moves the policy
     only 0.2-0.3 nats in 20 steps (judge +0.08 to +0.37 over 41 prompts, 3 seeds); 3e-4 gives +0.48 to +1.17
-    there, but on `concise` its KL reached 5-9 nats, so it waits for a faster KL controller."""
+    there, but on `concise` its KL reached 5-9 nats (and 8-9 with kl_horizon 16, answers cut to a few words),
+    so it waits for a KL controller that cannot collapse before the policy moves."""
     kl_coef: float = 0.05
     """Initial KL penalty coefficient beta."""
     kl_estimator: str = "k1"
