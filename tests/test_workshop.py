@@ -127,8 +127,12 @@ def test_a_dpo_scenario_trains_with_dpo_and_the_story_says_so(lab, monkeypatch):
                                 reward_seconds=30, eval_prompts=3)
     assert small.algorithm == "dpo"  # the shipped scenarios fit the workshop slot with DPO
     monkeypatch.setattr(scenarios, "SCENARIOS", (small,))
-    rows = list(lab.run_scenario("cheerful"))
+    seeds, train_reward, dpo = [], lab.train_reward, lab.dpo
+    monkeypatch.setattr(lab, "train_reward", lambda cfg: seeds.append(("reward", cfg.seed)) or train_reward(cfg))
+    monkeypatch.setattr(lab, "dpo", lambda cfg: seeds.append(("dpo", cfg.seed)) or dpo(cfg))
+    rows = list(lab.run_scenario("cheerful", seed=3))
     summary = rows[-1]
+    assert seeds == [("reward", 3), ("dpo", 3)] and summary["seed"] == 3  # the scenario's seed reaches each stage
     assert [s for s in dict.fromkeys(r["stage"] for r in rows[:-1])] == ["autopilot", "reward", "dpo"]
     steps = [r for r in rows[:-1] if r["stage"] == "dpo" and "loss/dpo" in r]
     assert summary["dpo_steps"] == len(steps) >= 1 and summary["policy"] == "v001"

@@ -2,11 +2,12 @@
 per stage."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Iterator
 
 from .. import scenarios
-from ..config import PPOConfig
+from ..config import DPOConfig, PPOConfig
 from ..errors import ConfigError, LabError
 from ..scenarios import Scenario
 
@@ -21,7 +22,7 @@ def use_scenario(lab, name: str) -> Scenario:
 
 def _ppo(lab, scenario: Scenario, out: dict) -> Iterator[dict]:
     rows = []
-    for row in lab.ppo(scenario.ppo_steps, PPOConfig()):
+    for row in lab.ppo(scenario.ppo_steps, PPOConfig(seed=out["seed"])):
         if not row.get("summary"):
             rows.append(row)
             yield row
@@ -34,7 +35,7 @@ def _ppo(lab, scenario: Scenario, out: dict) -> Iterator[dict]:
 
 def _dpo(lab, scenario: Scenario, out: dict) -> Iterator[dict]:
     rows, summary = [], {}
-    for row in lab.dpo():
+    for row in lab.dpo(DPOConfig(seed=out["seed"])):
         if row.get("summary"):
             summary = row
         else:
@@ -63,7 +64,7 @@ def run_scenario(lab, name: str, seed: int = 0) -> Iterator[dict]:
         raise ConfigError(f"Scenario {name!r} asks for {scenario.algorithm!r}, which this lab cannot train; "
                           f"it trains with {', '.join(TRAINERS)}.")
     use_scenario(lab, name)
-    out = {"scenario": scenario.name, "judge": scenario.judge, "seconds": {}}
+    out = {"scenario": scenario.name, "judge": scenario.judge, "seed": seed, "seconds": {}}
     started = time.time()
 
     def lap(stage: str) -> None:
@@ -75,7 +76,7 @@ def run_scenario(lab, name: str, seed: int = 0) -> Iterator[dict]:
     lap("autopilot")
     out.update(lab.counts())
     summary = {}
-    for row in lab.train_reward(scenario.reward):
+    for row in lab.train_reward(dataclasses.replace(scenario.reward, seed=seed)):
         summary = row
         yield {"stage": "reward", **row}
     if summary.get("stopped") == "stop" or (not summary.get("trained") and scenario.algorithm == "ppo"):
