@@ -20,9 +20,9 @@ def use_scenario(lab, name: str) -> Scenario:
     return scenario
 
 
-def _ppo(lab, scenario: Scenario, out: dict) -> Iterator[dict]:
+def _ppo(lab, scenario: Scenario, out: dict, seed: int) -> Iterator[dict]:
     rows = []
-    for row in lab.ppo(scenario.ppo_steps, PPOConfig(seed=out["seed"])):
+    for row in lab.ppo(scenario.ppo_steps, PPOConfig(seed=seed)):
         if not row.get("summary"):
             rows.append(row)
             yield row
@@ -33,9 +33,9 @@ def _ppo(lab, scenario: Scenario, out: dict) -> Iterator[dict]:
     out["ppo_steps"] = len(rows)
 
 
-def _dpo(lab, scenario: Scenario, out: dict) -> Iterator[dict]:
+def _dpo(lab, scenario: Scenario, out: dict, seed: int) -> Iterator[dict]:
     rows, summary = [], {}
-    for row in lab.dpo(DPOConfig(seed=out["seed"])):
+    for row in lab.dpo(DPOConfig(seed=seed)):
         if row.get("summary"):
             summary = row
         else:
@@ -85,7 +85,7 @@ def run_scenario(lab, name: str, seed: int = 0) -> Iterator[dict]:
     out.update({k: summary.get(k) for k in ("eval/reward_accuracy", "pairs_eval", "reward/length_r2",
                                                     "eval/reward_accuracy_against_length", "pairs_against_length")})
     lap("reward")
-    for row in train(lab, scenario, out):
+    for row in train(lab, scenario, out, seed):
         yield {"stage": scenario.algorithm, **row}
     lap(scenario.algorithm)
     result = lab.evaluate(scenario.judge, scenario.eval_prompts, seed=seed + 1234)
