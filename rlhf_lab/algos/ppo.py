@@ -25,6 +25,14 @@ from .rl_math import (AdaptiveKLController, FixedKLController, entropy_from_logi
                       leave_one_out_baseline, logprobs_from_logits, masked_mean, masked_whiten, policy_loss, shaped_rewards, value_loss)
 
 
+class PastKLLimit(Exception):
+    """A step's rollouts were past cfg.max_kl: nothing was trained on them. `kl` is their batch mean (k3)."""
+
+    def __init__(self, kl: float, limit: float):
+        super().__init__(f"KL {kl:.2f} nats is past the limit {limit:g}")
+        self.kl, self.limit = kl, limit
+
+
 @dataclass
 class PPOState:
     """What persists between steps of one run: optimizer moments, the KL controller, the step counter."""
@@ -71,6 +79,7 @@ def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOSt
     `gold` (prompt, answer) -> float is the judge that ranked the session, if one did: its score of the same
     samples is logged beside the reward model's (gold vs proxy) and never trained on.
     `on_phase` (what, fraction of the step done) is told where the step is, for progress within a step.
+    Raises PastKLLimit, before any update, when the rollouts' KL is past cfg.max_kl.
     """
     phase = on_phase or (lambda _what, _fraction: None)
     t_start = time.monotonic()
@@ -109,6 +118,8 @@ def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOSt
         # batch mean read -0.12 nats on 8 short rollouts of a barely moved policy.
         seq_kl_k3 = (kl_per_token(old_logprobs, ref_logprobs, "k3") * mask).sum(dim=1)   # (B,)
         seq_kl_k1 = (kl_per_token(old_logprobs, ref_logprobs, "k1") * mask).sum(dim=1)   # (B,)
+        if cfg.max_kl and seq_kl_k3.mean().item() > cfg.max_kl:
+            raise PastKLLimit(seq_kl_k3.mean().item(), cfg.max_kl)
         kl_coef = state.kl_ctl.value
         rewards = shaped_rewards(centred, kl, mask, kl_coef)
         if cfg.whiten_rewards:

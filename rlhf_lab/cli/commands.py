@@ -180,8 +180,8 @@ def cmd_train_rm(args) -> None:
 def cmd_ppo(args) -> None:
     cfg = PPOConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                     num_ppo_epochs=args.num_ppo_epochs, learning_rate=args.learning_rate, kl_coef=args.kl_coef,
-                    target_kl=args.target_kl, kl_horizon=args.kl_horizon, kl_estimator=args.kl_estimator,
-                    seed=args.seed, adaptive_kl=not args.fixed_kl, samples_per_prompt=args.samples_per_prompt,
+                    target_kl=args.target_kl, max_kl=args.max_kl, kl_horizon=args.kl_horizon,
+                    kl_estimator=args.kl_estimator, seed=args.seed, adaptive_kl=not args.fixed_kl, samples_per_prompt=args.samples_per_prompt,
                     score_baseline=not args.no_score_baseline)
     rows, summary = [], None
     for row in open_lab(args).ppo(args.steps, cfg):
@@ -191,12 +191,16 @@ def cmd_ppo(args) -> None:
         rows.append(row)
         print(f"step {row['step']}: score {row['objective/scores']:.3f} kl {row['objective/kl']:.3f} "
               f"kl_coef {row['objective/kl_coef']:.4f} {row['time/step_s']:.1f}s", file=sys.stderr, flush=True)
+    if summary.get("message"):
+        print(f"PPO {summary['message']}", file=sys.stderr)
     from ..diagnostics import ppo_warnings
     for warning in ppo_warnings(rows):
         print(f"warning: {warning}", file=sys.stderr)
     keys = ["objective/scores", "objective/kl", "objective/rlhf_reward", "objective/kl_coef", "time/step_s"]
     out = {"steps": summary["steps"], "policy_version": summary.get("policy_version"),
            "stopped": summary["stopped"], "seconds": summary["seconds"]}
+    if "kl_limit" in summary:
+        out.update(kl_limit=summary["kl_limit"], kl_past_limit=summary["kl_past_limit"])
     if rows:
         out.update({f"first/{k}": rows[0][k] for k in keys[:3]})
         out.update({f"last/{k}": rows[-1][k] for k in keys})

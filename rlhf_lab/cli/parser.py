@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     session_arg(p)
     p.add_argument("--steps", type=int, default=10)
     config_args(p, PPOConfig, ("batch_size", "max_new_tokens", "num_ppo_epochs", "learning_rate", "kl_coef",
-                               "target_kl", "kl_horizon", "kl_estimator", "seed", "samples_per_prompt"))
+                               "target_kl", "max_kl", "kl_horizon", "kl_estimator", "seed", "samples_per_prompt"))
     p.add_argument("--fixed-kl", action="store_true", help="keep kl_coef fixed (no adaptive controller)")
     p.add_argument("--no-score-baseline", action="store_true",
                    help="reward the raw score (no leave-one-out baseline subtracted)")

@@ -41,6 +41,13 @@ class PPOConfig:
     target_kl: float = 2.0
     """Target sequence KL in nats for the adaptive controller: a visible change in style with fluent text.
     With 3.0 the KL of a 20-step run overshot to 6-8 nats in its last steps (docs/results.md)."""
+    max_kl: float = 4.0
+    """Limit on a step's KL from the reference (batch mean, k3, nats); 0 turns it off. A step whose rollouts
+    are past it is not trained on: the update before it is undone and the run stops, so the policy kept is
+    the last one measured within the limit. The adaptive controller moves kl_coef at most 5% a step, far too
+    slowly to catch a policy that found a shortcut: on `concise` at 3e-4 the KL went 3.5 -> 5.7 -> 7.4 in
+    three steps while kl_coef rose 0.028 -> 0.031. 4.0 is twice target_kl: the `enthusiastic` runs at 3e-4
+    never reached it (at most 3.05)."""
     kl_horizon: int = 64
     """Adaptive controller horizon in rollouts: 64 lets beta move up to 5% per 16-rollout step, so it reacts
     within a 20-step run without collapsing while the KL is still small early on (16 with 8 rollouts let it
@@ -89,6 +96,9 @@ class PPOConfig:
             raise ConfigError(f"kl_estimator must be k1 or k3, not {self.kl_estimator!r}")
         if self.kl_coef < 0 or self.target_kl <= 0:
             raise ConfigError("kl_coef must be >= 0 and target_kl > 0")
+        if self.max_kl and self.max_kl <= self.target_kl or self.max_kl < 0:
+            raise ConfigError(f"max_kl must be above target_kl ({self.target_kl}), or 0 for no limit, not "
+                              f"{self.max_kl}")
         if self.kl_horizon * 5 <= self.batch_size:  # the controller's step: beta *= 1 - 0.2 * batch / horizon at worst
             raise ConfigError(f"kl_horizon must be above a fifth of the batch size ({self.batch_size}), not "
                               f"{self.kl_horizon}: one step could push the KL coefficient to 0 or below")

@@ -5,7 +5,7 @@ import random
 import time
 from typing import Iterator
 
-from ..algos.ppo import new_state, ppo_step
+from ..algos.ppo import PastKLLimit, new_state, ppo_step
 from ..config import PPOConfig
 from ..data import prompts as builtin
 from ..data.session import Session
@@ -82,6 +82,7 @@ def _rows(lab, session: Session, steps: int, cfg: PPOConfig) -> Iterator[dict]:
         if job is not None:
             job.phase = {"text": f"step {done + 1} of {steps}: {what}", "progress": (done + fraction) / steps}
 
+    previous, past_limit = None, None  # previous: the policy before the last update, for a KL-limit undo
     for _ in range(steps):
         snapshot = models.snapshot(POLICY)
         try:
@@ -91,6 +92,14 @@ def _rows(lab, session: Session, steps: int, cfg: PPOConfig) -> Iterator[dict]:
             models.restore(POLICY, snapshot)  # a half-done step is undone: memory matches a finished step
             stopped = True
             break
+        except PastKLLimit as past:
+            # This policy's answers are past the limit: keep the one before the last update, whose answers
+            # (the last logged step) were within it, and stop. Nothing was trained on these rollouts.
+            past_limit = past
+            if previous is not None:
+                models.restore(POLICY, previous)
+            break
+        previous = snapshot
         done += 1
         row = {**row, "time": time.time(), "round": meta.round + 1}
         if gold_name:
@@ -101,6 +110,9 @@ def _rows(lab, session: Session, steps: int, cfg: PPOConfig) -> Iterator[dict]:
         job.phase = {"text": "saving the new policy version", "progress": done / steps}
     summary = {"phase": "ppo", "summary": True, "steps": done, "stopped": stopped,
                "seconds": round(time.time() - started, 2)}
+    if past_limit is not None:
+        summary.update(kl_limit=past_limit.limit, kl_past_limit=round(past_limit.kl, 4),
+                       message=kl_limit_message(past_limit, done, state.step))
     if done:
         rm = meta.reward_model or {}
         data = training_data(lab, meta, pairs=(rm.get("pairs_train") or 0) + (rm.get("pairs_eval") or 0),
@@ -109,6 +121,16 @@ def _rows(lab, session: Session, steps: int, cfg: PPOConfig) -> Iterator[dict]:
                                                  extra_info={"steps": state.step}, ppo_steps=state.step,
                                                  kl_coef=state.kl_ctl.value)
     yield summary
+
+
+def kl_limit_message(past: PastKLLimit, done: int, step: int) -> str:
+    if done == 0:
+        return (f"stopped before its first update: the policy's KL from the reference is already "
+                f"{past.kl:.2f} nats, past the limit of {past.limit:g}. Start from an earlier version or raise "
+                "max_kl.")
+    return (f"stopped at the KL limit: the answers after step {step} were {past.kl:.2f} nats from the "
+            f"reference, past {past.limit:g}, so step {step}'s update was undone. The policy kept is the one "
+            f"that answered at step {step}.")
 
 
 def policy_versions(lab) -> list[str]:

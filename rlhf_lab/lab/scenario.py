@@ -23,7 +23,10 @@ def use_scenario(lab, name: str) -> Scenario:
 def _ppo(lab, scenario: Scenario, out: dict, seed: int) -> Iterator[dict]:
     rows = []
     for row in lab.ppo(scenario.ppo_steps, PPOConfig(seed=seed)):
-        if not row.get("summary"):
+        if row.get("summary"):
+            if row.get("message"):  # it stopped at the KL limit: the summary says so
+                out["ppo_message"] = row["message"]
+        else:
             rows.append(row)
             yield row
     if rows:

@@ -54,6 +54,8 @@ def job_view(lab, names: tuple[str, ...]) -> tuple[str, bool]:
     if job.error:
         return progress_html(f"{job.name} failed: {job.error}", None, False), False
     result = job.result or {}
+    if result.get("message"):  # a job that ended on its own terms says why (PPO at its KL limit)
+        return progress_html(f"{job.name} {result['message']}", None, False), False
     if result.get("stopped") == "stop" or result.get("stopped") is True:
         return progress_html(f"{job.name} stopped; the last good state was kept", None, False), False
     return progress_html(f"{job.name} finished", 1.0, False), False

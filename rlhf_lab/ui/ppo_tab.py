@@ -44,6 +44,7 @@ def build(lab):
             steps = gr.Slider(1, 100, value=5, step=1, label="steps")
             batch = gr.Slider(2, 32, value=PPOConfig.batch_size, step=2, label="batch size (rollouts)")
             target = gr.Number(value=PPOConfig.target_kl, label="KL target (nats)")
+            limit = gr.Number(value=PPOConfig.max_kl, label="KL limit (nats; 0 = none)")
             coef = gr.Number(value=PPOConfig.kl_coef, label="initial KL coefficient")
             adaptive = gr.Checkbox(value=PPOConfig.adaptive_kl, label="adaptive KL")
             lr = gr.Number(value=PPOConfig.learning_rate, label="learning rate")
@@ -60,12 +61,12 @@ def build(lab):
         timer = gr.Timer(1.0)
         seen = gr.State(-1)
 
-    def run(steps_v, batch_v, target_v, coef_v, adaptive_v, lr_v):
+    def run(steps_v, batch_v, target_v, limit_v, coef_v, adaptive_v, lr_v):
         try:
             batch_size = int(batch_v)
             cfg = PPOConfig(batch_size=batch_size, num_mini_batches=2 if batch_size % 2 == 0 else 1,
-                            target_kl=float(target_v), kl_coef=float(coef_v), adaptive_kl=bool(adaptive_v),
-                            learning_rate=float(lr_v))
+                            target_kl=float(target_v), max_kl=float(limit_v or 0), kl_coef=float(coef_v),
+                            adaptive_kl=bool(adaptive_v), learning_rate=float(lr_v))
             lab.ppo(int(steps_v), cfg, inline=False)
             # The progress line answers at once; the timer then shows the phase of each step.
             return (ok(f"PPO started: {int(steps_v)} steps."),
@@ -80,7 +81,7 @@ def build(lab):
         html, _ = job_view(lab, JOB_NAMES)
         return html, ppo_figure(phase_frame(lab, "ppo")), samples_frame(lab), advice_text(lab), marker
 
-    run_btn.click(run, [steps, batch, target, coef, adaptive, lr], [message, progress], api_name="run_ppo")
+    run_btn.click(run, [steps, batch, target, limit, coef, adaptive, lr], [message, progress], api_name="run_ppo")
     stop_btn.click(lambda: ok("Stopping…") if lab.stop() else err("Nothing is running."), None, [message],
                    api_name="stop_ppo")
     timer.tick(tick, [seen], [progress, plot, samples, advice, seen], show_progress="hidden")
