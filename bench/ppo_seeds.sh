@@ -2,7 +2,7 @@
 # PPO's run-to-run spread: PPO from the same rankings and reward model under several seeds, each evaluated by
 # the judge against the reference. A copy of SOURCE (a session holding rankings and a trained reward model)
 # per seed, its record reset to before any PPO; one JSON line per seed: PPO's summary and evaluate's result.
-# Usage: [PPO_ARGS="--learning-rate 3e-4"] [TAG=lr3] bash bench/ppo_seeds.sh SOURCE JUDGE "EVAL_PROMPTS..." SEED...
+# Usage: [PPO_ARGS="--learning-rate 1.5e-4"] [TAG=lr15] bash bench/ppo_seeds.sh SOURCE JUDGE "EVAL_PROMPTS..." SEED...
 #   e.g. RLHF_LAB_SESSIONS=/tmp/s bash bench/ppo_seeds.sh loop enthusiastic "16 82" 0 1 2
 # EVAL_PROMPTS above the judge's prompt set ask each prompt again (a fresh sample, counted once per prompt).
 set -euo pipefail

@@ -44,7 +44,7 @@ def main() -> None:
     def run() -> dict:
         models = load_lab_models(ModelConfig(model=args.model, precision=args.precision, lora_r=16), device=device)
         note = choose_decoder(models)
-        cfg = PPOConfig(batch_size=8, max_new_tokens=64, num_ppo_epochs=4, num_mini_batches=2)
+        cfg = PPOConfig(batch_size=8, max_new_tokens=64, num_ppo_epochs=4, num_mini_batches=2, max_kl=0)  # timing only
         state = new_state(models, cfg)
         with torch.no_grad():
             models.reward_head.weight.normal_(std=0.02)

@@ -179,8 +179,12 @@ class Notebook:
         return _summary(self._run("reward model", self.lab.train_reward(cfg, inline=True), on_row))
 
     def ppo(self, steps: int, cfg=None, on_row=None) -> dict:
-        """`steps` PPO updates; returns the summary row with the new policy_version."""
-        return _summary(self._run("PPO", self.lab.ppo(steps, cfg, inline=True), on_row))
+        """`steps` PPO updates; returns the summary row with the new policy_version (and, where the run stopped
+        at the KL limit, a message that is also printed)."""
+        summary = _summary(self._run("PPO", self.lab.ppo(steps, cfg, inline=True), on_row))
+        if summary.get("message"):
+            print(f"PPO {summary['message']}")
+        return summary
 
     def dpo(self, cfg=None, on_row=None) -> dict:
         return _summary(self._run("DPO", self.lab.dpo(cfg, inline=True), on_row))

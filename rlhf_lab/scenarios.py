@@ -4,7 +4,7 @@ Each is sized so the whole loop (autopilot -> reward model -> DPO -> evaluate) f
 CPU with the default model: 32 prompts x 4 answers give ~80-100 pairs, a reward model trained for at most 2
 minutes (for the story: how well a model of your taste generalises), DPO on the same pairs, 16 prompts to
 evaluate. DPO rather than PPO because of the clock: on the 2-core AVX2 machine a PPO step of 16 rollouts x 128
-tokens takes ~40 s and the concise loop's judge score only moved after ~15 steps (10 minutes of PPO alone),
+tokens takes ~40 s and the concise loop's judge score only moved after ~15 steps at 1.5e-4 (10 minutes of PPO),
 while DPO moved the concise and enthusiastic judges' scores in 2-4 minutes at under 1 nat of KL on the same
 rankings (docs/results.md, "DPO beside PPO" and the enthusiastic DPO table before it). The UI's PPO tab is one
 click away for the classic PPO loop. Measured per scenario in docs/results.md (7.5-9 minutes each). Prompt

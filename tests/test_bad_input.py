@@ -218,7 +218,7 @@ def test_ui_endpoints_bad_input(tiny_model_dir, tmp_path):
         status = client.predict("hello", 4, 32, 0.8, 0.95, None, api_name="/generate")
         assert not any(isinstance(x, str) and "⚠️" in x for x in status)
         assert "Only 0 usable pair" in client.predict(3, 1e-3, 8, 60, False, "last+mean", api_name="/train_reward")
-        message = client.predict(2, 8, 3.0, 0.05, True, 1e-4, api_name="/run_ppo")[0]  # (message, progress)
+        message = client.predict(2, 8, 3.0, 6.0, 0.05, True, 1e-4, api_name="/run_ppo")[0]  # (message, progress)
         assert "needs a reward model" in message
         with pytest.raises(Exception, match="no card 5"):
             client.predict("p", ["a", "b", "c", "d"], "5>1", "ranked", api_name="/rank")

@@ -2,6 +2,7 @@
 before it is undone, the run stops and says why; a policy already past the limit is left as it was."""
 import pytest
 
+from rlhf_lab.algos.ppo import PastKLLimit
 from rlhf_lab.config import PPOConfig, RewardConfig
 from rlhf_lab.errors import ConfigError
 from rlhf_lab.lab import ppo as lab_ppo
@@ -21,34 +22,68 @@ def ranked_lab(lab):
     return lab
 
 
-def test_the_update_before_a_step_past_the_limit_is_undone(lab, monkeypatch):
-    ranked_lab(lab)
-    policies, real_step = [policy_weights(lab)], lab_ppo.ppo_step  # the policy before each step
+def run_recording(lab, monkeypatch, steps, cfg, past_at=None):
+    """Run PPO, recording the policy before each step (the last entry: after the last update). With `past_at`,
+    that call of ppo_step finds the answers past the limit, as the KL check does, without training."""
+    policies, real_step = [policy_weights(lab)], lab_ppo.ppo_step
 
     def recording(models, *args, **kwargs):  # runs on the model thread, in step with the run
+        if len(policies) == past_at:
+            raise PastKLLimit(50.0, cfg.max_kl)
         out = real_step(models, *args, **kwargs)
         policies.append(models.snapshot(POLICY))
         return out
 
     monkeypatch.setattr(lab_ppo, "ppo_step", recording)
-    *rows, summary = list(lab.ppo(6, TIGHT))
-    assert summary["kl_limit"] == 0.002 and summary["kl_past_limit"] > 0.002, summary
-    assert len(rows) == summary["steps"] == len(policies) - 1 < 6
-    assert all(r["objective/kl"] <= 0.002 for r in rows)
-    # kept: the policy that sampled the last logged step, i.e. as it was before that step's update
-    assert same(policy_weights(lab), policies[-2]) and not same(policy_weights(lab), policies[-1])
-    assert "stopped at the KL limit" in summary["message"]
-    assert f"step {rows[-1]['step']}'s update was undone" in summary["message"]
-    assert summary["policy_version"] == policy_versions(lab)[-1]
+    *rows, summary = list(lab.ppo(steps, cfg))
+    return rows, summary, policies
+
+
+def test_the_update_before_a_step_past_the_limit_is_undone(lab, monkeypatch):
+    ranked_lab(lab)
+    cfg = PPOConfig(batch_size=4, num_mini_batches=2, max_new_tokens=8, num_ppo_epochs=1)
+    rows, summary, policies = run_recording(lab, monkeypatch, 6, cfg, past_at=4)
+    assert len(rows) == summary["steps"] == 3 and summary["undone"] == 1
+    # kept: the policy that answered at step 3, i.e. before step 3's update; the saved version is that one
+    assert same(policy_weights(lab), policies[2]) and not same(policy_weights(lab), policies[3])
+    assert summary["message"] == ("stopped at the KL limit: the answers after step 3 were 50 nats from the "
+                                  "reference, past 4, so step 3's update was undone; the policy kept is the one "
+                                  "that answered at step 3.")
+    assert summary["policy_version"] == policy_versions(lab)[-1] == lab.meta().policy_version
+    # the controller saw the KL past the limit: after step 3's own update, one more at error +0.2 (50 nats
+    # against the 2-nat target), each scaled by 4 rollouts / horizon 64
+    beta, error = rows[-1]["objective/kl_coef"], min(max(rows[-1]["objective/kl"] / 2 - 1, -0.2), 0.2)
+    assert lab.meta().kl_coef == pytest.approx(beta * (1 + error * 4 / 64) * (1 + 0.2 * 4 / 64))
+    assert lab.meta().ppo_steps == 3
+
+
+def test_one_step_then_past_the_limit_saves_nothing(lab, monkeypatch):
+    ranked_lab(lab)
+    versions = policy_versions(lab)
+    rows, summary, policies = run_recording(lab, monkeypatch, 6, PPOConfig(**LOOSE), past_at=2)
+    assert len(rows) == 1 and summary["undone"] == 1 and "policy_version" not in summary
+    assert same(policy_weights(lab), policies[0]) and policy_versions(lab) == versions
+    assert lab.meta().ppo_steps == 1  # the next run numbers its steps after the logged one
+    assert summary["message"].endswith("the policy is as it was before this run, and no version was saved.")
+
+
+def test_the_real_check_keeps_every_logged_step_within_the_limit(lab, monkeypatch):
+    ranked_lab(lab)
+    rows, summary, policies = run_recording(lab, monkeypatch, 6, TIGHT)
+    # the first step samples from the reference (KL 0); lr 1e-2 takes the next ones past 0.002 nats
+    assert summary["kl_limit"] == 0.002 and summary["kl_past_limit"] >= 0.002, summary
+    assert 1 <= len(rows) < 6 and all(r["objective/kl"] <= 0.002 for r in rows)
+    assert same(policy_weights(lab), policies[-2])
+    assert ("policy_version" in summary) == (len(rows) > 1)
 
 
 def test_a_policy_already_past_the_limit_is_left_alone(lab):
     ranked_lab(lab)
-    list(lab.ppo(2, PPOConfig(**LOOSE)))  # moves the policy; the default limit (4 nats) is far off here
+    list(lab.ppo(2, PPOConfig(**LOOSE, max_kl=0)))  # moves the policy
     before, versions = policy_weights(lab), policy_versions(lab)
     summary = list(lab.ppo(3, TIGHT))[-1]
     assert summary["steps"] == 0 and "policy_version" not in summary
-    assert "before its first update" in summary["message"]
+    assert "before its first update" in summary["message"] and summary["undone"] == 0
     assert same(policy_weights(lab), before) and policy_versions(lab) == versions
 
 

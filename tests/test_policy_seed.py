@@ -54,7 +54,8 @@ def test_ppo_takes_its_seed_and_kl_controller_on_the_command_line(monkeypatch):
 
     monkeypatch.setattr(commands, "open_lab", lambda args: FakeLab())
     commands.cmd_ppo(build_parser().parse_args(["ppo", "--session", "s", "--seed", "3", "--kl-horizon", "16",
-                                                "--learning-rate", "3e-4"]))
-    assert (seen[0].seed, seen[0].kl_horizon, seen[0].learning_rate) == (3, 16, 3e-4)
+                                                "--learning-rate", "1.5e-4", "--max-kl", "6"]))
+    assert (seen[0].seed, seen[0].kl_horizon, seen[0].learning_rate, seen[0].max_kl) == (3, 16, 1.5e-4, 6.0)
     defaults = build_parser().parse_args(["ppo", "--session", "s"])
-    assert (defaults.seed, defaults.kl_horizon) == (PPOConfig().seed, PPOConfig().kl_horizon)
+    assert (defaults.seed, defaults.kl_horizon, defaults.learning_rate, defaults.max_kl) == (
+        PPOConfig().seed, PPOConfig().kl_horizon, PPOConfig().learning_rate, PPOConfig().max_kl)

@@ -99,7 +99,7 @@ def test_ppo_with_judge_reward_raises_score(lab):
     def run():
         m.reset_policy()
         cfg = PPOConfig(batch_size=8, max_new_tokens=8, num_ppo_epochs=2, learning_rate=2e-3, kl_coef=0.01,
-                        missing_eos_penalty=0.0)
+                        missing_eos_penalty=0.0, max_kl=0)  # a learning check: no KL limit to stop it
         state = new_state(m, cfg)
         rows = [ppo_step(m, prompts, cfg, state, seed=100 + i, scorer=scorer)[0] for i in range(8)]
         result = evaluate_policy(m, starts_with_the, sample_prompts(16, seed=12), cfg, seed=5)

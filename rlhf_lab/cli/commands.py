@@ -200,7 +200,7 @@ def cmd_ppo(args) -> None:
     out = {"steps": summary["steps"], "policy_version": summary.get("policy_version"),
            "stopped": summary["stopped"], "seconds": summary["seconds"]}
     if "kl_limit" in summary:
-        out.update(kl_limit=summary["kl_limit"], kl_past_limit=summary["kl_past_limit"])
+        out.update(kl_limit=summary["kl_limit"], kl_past_limit=summary["kl_past_limit"], undone=summary["undone"])
     if rows:
         out.update({f"first/{k}": rows[0][k] for k in keys[:3]})
         out.update({f"last/{k}": rows[-1][k] for k in keys})

@@ -24,14 +24,12 @@ class PPOConfig:
     """Passes over each batch. 2 instead of TRL's 4: half the CPU time, nearly the same gain here."""
     num_mini_batches: int = 2
     """Minibatches per epoch (minibatch = batch_size / num_mini_batches)."""
-    learning_rate: float = 1.5e-4
-    """Adam step for the policy adapter and value head. Against a reward model trained to convergence, 3e-4
-    over-optimised a 20-step concise run (KL 6-9 nats, the judge's score fell, answers emptied); 1.5e-4 on the
-    same session ended at KL 3.5 with the judge's score up by 1.0 (docs/results.md). 1e-4 barely moved the
-    policy in 10 steps against the earlier, weaker reward model. On `enthusiastic` 1.5e-4 moves the policy
-    only 0.2-0.3 nats in 20 steps (judge +0.08 to +0.37 over 41 prompts, 3 seeds); 3e-4 gives +0.48 to +1.17
-    there, but on `concise` its KL reached 5-9 nats (and 8-9 with kl_horizon 16, answers cut to a few words),
-    so it waits for a KL controller that cannot collapse before the policy moves."""
+    learning_rate: float = 3e-4
+    """Adam step for the policy adapter and value head. On `enthusiastic` 1.5e-4 moved the policy only 0.2-0.3
+    nats in 20 steps (judge +0.08 to +0.37 over 41 prompts, clearly above the reference in 1 of 3 seeds);
+    3e-4 gave +0.48 to +1.17, clearly above in 3 of 3, at KL 0.8-2.9 (docs/results.md). On `concise`, whose
+    reward model finds the shortcut to shorter answers fast, 3e-4 alone took the KL to 5-9 nats; with max_kl
+    the runs stopped after 16 and 18 steps and evaluated at KL 1.8-3.0 with the judge's score up 1.4-1.7."""
     kl_coef: float = 0.05
     """Initial KL penalty coefficient beta."""
     kl_estimator: str = "k1"
@@ -96,9 +94,9 @@ class PPOConfig:
             raise ConfigError(f"kl_estimator must be k1 or k3, not {self.kl_estimator!r}")
         if self.kl_coef < 0 or self.target_kl <= 0:
             raise ConfigError("kl_coef must be >= 0 and target_kl > 0")
-        if self.max_kl and self.max_kl <= self.target_kl or self.max_kl < 0:
+        if not (self.max_kl == 0 or self.max_kl > self.target_kl):  # NaN fails both
             raise ConfigError(f"max_kl must be above target_kl ({self.target_kl}), or 0 for no limit, not "
-                              f"{self.max_kl}")
+                              f"{self.max_kl}: raise the KL limit with the target")
         if self.kl_horizon * 5 <= self.batch_size:  # the controller's step: beta *= 1 - 0.2 * batch / horizon at worst
             raise ConfigError(f"kl_horizon must be above a fifth of the batch size ({self.batch_size}), not "
                               f"{self.kl_horizon}: one step could push the KL coefficient to 0 or below")

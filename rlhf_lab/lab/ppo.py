@@ -108,29 +108,36 @@ def _rows(lab, session: Session, steps: int, cfg: PPOConfig) -> Iterator[dict]:
         yield {**row, "samples": samples, "progress": done / steps}
     if job is not None:
         job.phase = {"text": "saving the new policy version", "progress": done / steps}
+    undone = int(past_limit is not None and previous is not None)
+    # "steps" counts the steps logged, an undone update's included; "undone" says whether the last was undone
     summary = {"phase": "ppo", "summary": True, "steps": done, "stopped": stopped,
                "seconds": round(time.time() - started, 2)}
     if past_limit is not None:
-        summary.update(kl_limit=past_limit.limit, kl_past_limit=round(past_limit.kl, 4),
+        state.kl_ctl.update(past_limit.kl, cfg.batch_size)  # the next run starts from a coefficient that saw it
+        summary.update(kl_limit=past_limit.limit, kl_past_limit=round(past_limit.kl, 4), undone=undone,
                        message=kl_limit_message(past_limit, done, state.step))
-    if done:
+    if done - undone:  # one step whose update was undone left the policy as it was: no new version
         rm = meta.reward_model or {}
         data = training_data(lab, meta, pairs=(rm.get("pairs_train") or 0) + (rm.get("pairs_eval") or 0),
                              reward_model_trained_at=rm.get("trained_at"))
         summary["policy_version"] = save_version(lab, session, meta, "ppo", data, cfg, summary,
                                                  extra_info={"steps": state.step}, ppo_steps=state.step,
                                                  kl_coef=state.kl_ctl.value)
+    elif past_limit is not None:  # no update kept: the step count and the coefficient still move on
+        session.update_meta(ppo_steps=state.step, kl_coef=state.kl_ctl.value)
     yield summary
 
 
 def kl_limit_message(past: PastKLLimit, done: int, step: int) -> str:
+    """What the run did at the KL limit, in words: `done` steps were logged, the last one numbered `step`."""
     if done == 0:
         return (f"stopped before its first update: the policy's KL from the reference is already "
-                f"{past.kl:.2f} nats, past the limit of {past.limit:g}. Start from an earlier version or raise "
+                f"{past.kl:.3g} nats, past the limit of {past.limit:g}. Start from an earlier version or raise "
                 "max_kl.")
-    return (f"stopped at the KL limit: the answers after step {step} were {past.kl:.2f} nats from the "
-            f"reference, past {past.limit:g}, so step {step}'s update was undone. The policy kept is the one "
-            f"that answered at step {step}.")
+    kept = ("the policy is as it was before this run, and no version was saved" if done == 1 else
+            f"the policy kept is the one that answered at step {step}")
+    return (f"stopped at the KL limit: the answers after step {step} were {past.kl:.3g} nats from the "
+            f"reference, past {past.limit:g}, so step {step}'s update was undone; {kept}.")
 
 
 def policy_versions(lab) -> list[str]:

@@ -21,11 +21,12 @@ def use_scenario(lab, name: str) -> Scenario:
 
 
 def _ppo(lab, scenario: Scenario, out: dict, seed: int) -> Iterator[dict]:
-    rows = []
+    rows, undone = [], 0
     for row in lab.ppo(scenario.ppo_steps, PPOConfig(seed=seed)):
         if row.get("summary"):
             if row.get("message"):  # it stopped at the KL limit: the summary says so
                 out["ppo_message"] = row["message"]
+            undone = row.get("undone", 0)
         else:
             rows.append(row)
             yield row
@@ -33,7 +34,7 @@ def _ppo(lab, scenario: Scenario, out: dict, seed: int) -> Iterator[dict]:
         for key in ("objective/scores", "objective/gold_scores", "objective/kl", "val/response_length"):
             if key in rows[0]:
                 out[f"first/{key}"], out[f"last/{key}"] = rows[0][key], rows[-1][key]
-    out["ppo_steps"] = len(rows)
+    out["ppo_steps"] = len(rows) - undone  # updates the policy kept
 
 
 def _dpo(lab, scenario: Scenario, out: dict, seed: int) -> Iterator[dict]:

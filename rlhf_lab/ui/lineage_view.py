@@ -39,7 +39,7 @@ def last_run_text(lab, algorithm: str) -> str:
         return f"No {NAMES[algorithm]} version yet."
     row, s = runs[-1], runs[-1].get("summary") or {}
     head = f"**`{row['version']}`** ({NAMES[algorithm]} from `{row['parent']}`, {s.get('step', 0)} steps"
-    head += ", stopped early)" if s.get("stopped") else ", stopped at the KL limit)" if s.get("kl_limit") else ")"
+    head += ", stopped early)" if s.get("stopped") else ")"
     if algorithm == "dpo":
         held = "held-out" if s.get("held_out") else "training (no prompt could be held out)"
         return (f"{head}: implicit-reward accuracy on {s.get('pairs_eval') or s.get('pairs_train')} {held} pairs "
