@@ -46,6 +46,23 @@ def tiny_models(tiny_model_dir):
     return worker.call(load_lab_models, ModelConfig(model=str(tiny_model_dir), precision="fp32", lora_r=4), 4)
 
 
+@pytest.fixture
+def tiny_lab_factory(tiny_model_dir, tiny_models, tmp_path):
+    """Labs over the shared tiny models and one sessions folder, each as if the app were opened again:
+    make() opens session "s" (created if missing), make(None) opens none."""
+    from rlhf_lab.config import ModelConfig
+    from rlhf_lab.lab import Lab
+
+    def make(session: str | None = "s"):
+        lab = Lab(tmp_path / "sessions", model_cfg=ModelConfig(model=str(tiny_model_dir), precision="fp32", lora_r=4))
+        lab.models, lab.model_cfg = tiny_models, lab.default_model_cfg
+        if session is not None:
+            lab.open_session(session, create=True)
+        return lab
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def split_models(tmp_path_factory):
     """A 4-layer tiny llama with both adapters on the top 2 layers: passes split after layer 2."""

@@ -25,13 +25,8 @@ FAST_SFT = SFTConfig(epochs=6, learning_rate=5e-2)
 
 
 @pytest.fixture
-def make_lab(tiny_model_dir, tiny_models, tmp_path):
-    def make():
-        lab = Lab(tmp_path / "sessions", model_cfg=ModelConfig(model=str(tiny_model_dir), precision="fp32", lora_r=4))
-        lab.models, lab.model_cfg = tiny_models, lab.default_model_cfg
-        lab.open_session("s", create=True)
-        return lab
-    return make
+def make_lab(tiny_lab_factory):
+    return tiny_lab_factory
 
 
 @pytest.fixture

@@ -18,19 +18,13 @@ from rlhf_lab.runtime import model_thread
 
 
 @pytest.fixture
-def make_lab(tiny_model_dir, tiny_models, tmp_path):
-    def make():
-        lab = Lab(tmp_path / "sessions", model_cfg=ModelConfig(model=str(tiny_model_dir), precision="fp32", lora_r=4))
-        lab.models, lab.model_cfg = tiny_models, lab.default_model_cfg
-        return lab
-    return make
+def make_lab(tiny_lab_factory):
+    return lambda: tiny_lab_factory(None)
 
 
 @pytest.fixture
-def lab(make_lab):
-    lab = make_lab()
-    lab.open_session("s", create=True)
-    return lab
+def lab(tiny_lab_factory):
+    return tiny_lab_factory()
 
 
 def reopen(make_lab) -> Lab:

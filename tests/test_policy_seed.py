@@ -4,6 +4,8 @@ import math
 
 import torch
 
+from cli_config import cli_defaults, config_from_cli
+from rlhf_lab.config import PPOConfig
 from rlhf_lab.modeling.adapters import POLICY
 from rlhf_lab.runtime import model_thread
 
@@ -41,21 +43,10 @@ def test_reset_policy_draws_a_from_its_seed_and_equals_the_base(tiny_models):
 
 
 def test_ppo_takes_its_seed_and_kl_controller_on_the_command_line(monkeypatch):
-    from rlhf_lab.cli import commands
-    from rlhf_lab.cli.parser import build_parser
-    from rlhf_lab.config import PPOConfig
-
-    seen = []
-
-    class FakeLab:
-        def ppo(self, steps, cfg):
-            seen.append(cfg)
-            return iter([{"summary": True, "steps": 0, "stopped": False, "seconds": 0.0}])
-
-    monkeypatch.setattr(commands, "open_lab", lambda args: FakeLab())
-    commands.cmd_ppo(build_parser().parse_args(["ppo", "--session", "s", "--seed", "3", "--kl-horizon", "16",
-                                                "--learning-rate", "1.5e-4", "--max-kl", "6"]))
-    assert (seen[0].seed, seen[0].kl_horizon, seen[0].learning_rate, seen[0].max_kl) == (3, 16, 1.5e-4, 6.0)
-    defaults = build_parser().parse_args(["ppo", "--session", "s"])
+    cfg = config_from_cli(monkeypatch, ["ppo", "--session", "s", "--seed", "3", "--kl-horizon", "16",
+                                        "--learning-rate", "1.5e-4", "--max-kl", "6"],
+                          {"summary": True, "steps": 0, "stopped": False, "seconds": 0.0})
+    assert (cfg.seed, cfg.kl_horizon, cfg.learning_rate, cfg.max_kl) == (3, 16, 1.5e-4, 6.0)
+    defaults = cli_defaults(["ppo", "--session", "s"])
     assert (defaults.seed, defaults.kl_horizon, defaults.learning_rate, defaults.max_kl) == (
         PPOConfig().seed, PPOConfig().kl_horizon, PPOConfig().learning_rate, PPOConfig().max_kl)

@@ -3,17 +3,15 @@ way, sampling first): issue 11's "same seed, same model"."""
 import pytest
 import torch
 
-from rlhf_lab.config import ModelConfig, RewardConfig
-from rlhf_lab.lab import Lab
+from cli_config import cli_defaults, config_from_cli
+from rlhf_lab.config import RewardConfig
 from rlhf_lab.modeling.adapters import REWARD
 from rlhf_lab.runtime import model_thread
 
 
 @pytest.fixture
-def lab(tiny_model_dir, tiny_models, tmp_path):
-    lab = Lab(tmp_path / "sessions", model_cfg=ModelConfig(model=str(tiny_model_dir), precision="fp32", lora_r=4))
-    lab.models, lab.model_cfg = tiny_models, lab.default_model_cfg
-    lab.open_session("s", create=True)
+def lab(tiny_lab_factory):
+    lab = tiny_lab_factory()
     for i in range(6):
         lab.rank(f"prompt {i}", [f"good answer {i}", f"bad {i}", f"worse worse {i}"], [[0], [1], [2]])
     return lab
@@ -66,18 +64,5 @@ def test_training_hands_its_seed_to_the_fresh_adapter(lab, monkeypatch):
 
 
 def test_train_rm_takes_the_seed_on_the_command_line(monkeypatch):
-    from rlhf_lab.cli import commands
-    from rlhf_lab.cli.parser import build_parser
-
-    seen = []
-
-    class FakeLab:
-        def train_reward(self, cfg):
-            seen.append(cfg)
-            return iter([{"summary": True}])
-
-    monkeypatch.setattr(commands, "open_lab", lambda args: FakeLab())
-    args = build_parser().parse_args(["train-rm", "--session", "s", "--seed", "3"])
-    commands.cmd_train_rm(args)
-    assert seen[0].seed == 3
-    assert build_parser().parse_args(["train-rm", "--session", "s"]).seed == RewardConfig().seed
+    assert config_from_cli(monkeypatch, ["train-rm", "--session", "s", "--seed", "3"], {"summary": True}).seed == 3
+    assert cli_defaults(["train-rm", "--session", "s"]).seed == RewardConfig().seed
