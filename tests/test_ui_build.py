@@ -77,8 +77,12 @@ def test_job_view_shows_the_phase_inside_a_step_and_an_empty_bar_at_zero(tmp_pat
         job.phase = {"text": "step 1 of 2: sampling 16 answers", "progress": 0.0}
         html, _ = job_view(lab, ("PPO",))
         assert "sampling 16 answers" in html and job_marker(lab, ("PPO",)) != before
+        job.result = {"summary": True, "stopped": False, "message": "stopped at the KL limit: the answers after "
+                      "step 5 were 4.4 nats from the reference, past 4"}
     finally:
         lab.jobs.release(job)
+    html, running = job_view(lab, ("PPO",))  # a run that ended on its own terms says why, not "finished"
+    assert not running and "PPO stopped at the KL limit: the answers after step 5" in html and "finished" not in html
     assert "appearance: none" in CSS and "::-webkit-progress-value" in CSS
 
 
