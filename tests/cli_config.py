@@ -19,10 +19,3 @@ def config_from_cli(monkeypatch, argv: list[str], summary: dict):
     monkeypatch.setattr(commands, "open_lab", lambda args: StandIn())
     getattr(commands, "cmd_" + argv[0].replace("-", "_"))(build_parser().parse_args(argv))
     return seen[0]
-
-
-def cli_defaults(argv: list[str]):
-    """The parsed arguments of `argv` (flags left at their defaults)."""
-    from rlhf_lab.cli.parser import build_parser
-
-    return build_parser().parse_args(argv)

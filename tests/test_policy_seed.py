@@ -4,7 +4,8 @@ import math
 
 import torch
 
-from cli_config import cli_defaults, config_from_cli
+from cli_config import config_from_cli
+from rlhf_lab.cli.parser import build_parser
 from rlhf_lab.config import PPOConfig
 from rlhf_lab.modeling.adapters import POLICY
 from rlhf_lab.runtime import model_thread
@@ -47,6 +48,6 @@ def test_ppo_takes_its_seed_and_kl_controller_on_the_command_line(monkeypatch):
                                         "--learning-rate", "1.5e-4", "--max-kl", "6"],
                           {"summary": True, "steps": 0, "stopped": False, "seconds": 0.0})
     assert (cfg.seed, cfg.kl_horizon, cfg.learning_rate, cfg.max_kl) == (3, 16, 1.5e-4, 6.0)
-    defaults = cli_defaults(["ppo", "--session", "s"])
+    defaults = build_parser().parse_args(["ppo", "--session", "s"])
     assert (defaults.seed, defaults.kl_horizon, defaults.learning_rate, defaults.max_kl) == (
         PPOConfig().seed, PPOConfig().kl_horizon, PPOConfig().learning_rate, PPOConfig().max_kl)

@@ -3,7 +3,8 @@ way, sampling first): issue 11's "same seed, same model"."""
 import pytest
 import torch
 
-from cli_config import cli_defaults, config_from_cli
+from cli_config import config_from_cli
+from rlhf_lab.cli.parser import build_parser
 from rlhf_lab.config import RewardConfig
 from rlhf_lab.modeling.adapters import REWARD
 from rlhf_lab.runtime import model_thread
@@ -65,4 +66,4 @@ def test_training_hands_its_seed_to_the_fresh_adapter(lab, monkeypatch):
 
 def test_train_rm_takes_the_seed_on_the_command_line(monkeypatch):
     assert config_from_cli(monkeypatch, ["train-rm", "--session", "s", "--seed", "3"], {"summary": True}).seed == 3
-    assert cli_defaults(["train-rm", "--session", "s"]).seed == RewardConfig().seed
+    assert build_parser().parse_args(["train-rm", "--session", "s"]).seed == RewardConfig().seed

@@ -118,8 +118,9 @@ def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOSt
         # batch mean read -0.12 nats on 8 short rollouts of a barely moved policy.
         seq_kl_k3 = (kl_per_token(old_logprobs, ref_logprobs, "k3") * mask).sum(dim=1)   # (B,)
         seq_kl_k1 = (kl_per_token(old_logprobs, ref_logprobs, "k1") * mask).sum(dim=1)   # (B,)
-        if cfg.max_kl and seq_kl_k3.mean().item() > cfg.max_kl:
-            raise PastKLLimit(seq_kl_k3.mean().item(), cfg.max_kl)
+        batch_kl = seq_kl_k3.mean().item()
+        if cfg.max_kl and batch_kl > cfg.max_kl:
+            raise PastKLLimit(batch_kl, cfg.max_kl)
         kl_coef = state.kl_ctl.value
         rewards = shaped_rewards(centred, kl, mask, kl_coef)
         if cfg.whiten_rewards:
@@ -158,14 +159,14 @@ def ppo_step(models: LabModels, prompts: list[str], cfg: PPOConfig, state: PPOSt
 
     # 8. Adapt the KL coefficient towards the target and report.
     non_score = (-kl_coef * kl).sum(dim=1)                                  # (B,)
-    state.kl_ctl.update(seq_kl_k3.mean().item(), B)
+    state.kl_ctl.update(batch_kl, B)
     state.step += 1
 
     def avg(key):
         return sum(stats[key]) / len(stats[key]) if stats[key] else float("nan")
 
     row = {"phase": "ppo", "step": state.step,
-           M.SCORES: scores.mean().item(), M.KL: seq_kl_k3.mean().item(), M.KL_K1: seq_kl_k1.mean().item(),
+           M.SCORES: scores.mean().item(), M.KL: batch_kl, M.KL_K1: seq_kl_k1.mean().item(),
            M.KL_COEF: kl_coef,
            M.NON_SCORE_REWARD: non_score.mean().item(), M.RLHF_REWARD: (scores + non_score).mean().item(),
            M.ENTROPY: masked_mean(entropy, mask).item(),

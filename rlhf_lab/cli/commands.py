@@ -181,8 +181,8 @@ def cmd_ppo(args) -> None:
     cfg = PPOConfig(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                     num_ppo_epochs=args.num_ppo_epochs, learning_rate=args.learning_rate, kl_coef=args.kl_coef,
                     target_kl=args.target_kl, max_kl=args.max_kl, kl_horizon=args.kl_horizon,
-                    kl_estimator=args.kl_estimator, seed=args.seed, adaptive_kl=not args.fixed_kl, samples_per_prompt=args.samples_per_prompt,
-                    score_baseline=not args.no_score_baseline)
+                    kl_estimator=args.kl_estimator, seed=args.seed, adaptive_kl=not args.fixed_kl,
+                    samples_per_prompt=args.samples_per_prompt, score_baseline=not args.no_score_baseline)
     rows, summary = [], None
     for row in open_lab(args).ppo(args.steps, cfg):
         if row.get("summary"):
