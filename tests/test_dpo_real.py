@@ -34,6 +34,18 @@ def lab(real_lab_factory, tmp_path):
     return lab
 
 
+def rounding(models) -> float:
+    """How far DPO's margin can be from 0 when policy = reference: the two passes batch the pairs apart, so
+    the 4-bit layers' matmuls round differently. In fp32 they agreed to 2.9e-7; bf16 rounds each output to
+    8 bits, and the held-out margin came to 1.0e-4 (both measured on AMD EPYC, bf16 under `make test-bf16`,
+    the numerics of an AVX512-BF16 CPU). Either is far below the 0.05 that training must reach."""
+    import bitsandbytes as bnb
+    import torch
+
+    dtypes = {m.compute_dtype for m in models.base_model.modules() if isinstance(m, bnb.nn.Linear4bit)}
+    return 1e-4 if dtypes <= {torch.float32} else 2e-3
+
+
 def test_dpo_moves_rewards_margins_up(lab):
     for prompt, answer in SHORT_AND_FINISHED:
         lab.rank(prompt, [answer, rambling(prompt)], [[0], [1]], extra={"truncated": [False, True]})
@@ -41,8 +53,9 @@ def test_dpo_moves_rewards_margins_up(lab):
     steps, summary = [r for r in rows if M.DPO_LOSS in r], rows[-1]
     assert summary["pairs_eval"] >= 2 and summary["policy_version"] == "v001"
     # Policy = reference before the first update: margins 0 up to float rounding of the two passes.
-    assert abs(steps[0][M.REWARDS_MARGINS]) < 1e-4 and steps[-1][M.REWARDS_MARGINS] > 0.05, steps
-    assert abs(summary["start/" + M.EVAL_DPO_MARGINS]) < 1e-4
+    tol = rounding(lab.models)
+    assert abs(steps[0][M.REWARDS_MARGINS]) < tol and steps[-1][M.REWARDS_MARGINS] > 0.05, steps
+    assert abs(summary["start/" + M.EVAL_DPO_MARGINS]) < tol
     assert summary[M.EVAL_DPO_MARGINS] > summary["start/" + M.EVAL_DPO_MARGINS]
     assert summary[M.EVAL_DPO_ACCURACY] == 1.0, summary
 

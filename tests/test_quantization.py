@@ -1,4 +1,5 @@
-"""The AVX512-BF16 switch: RLHF_LAB_CPU_BF16=0 runs an AVX512-BF16 machine down the lab's AVX2-only choices.
+"""The AVX512-BF16 switch: RLHF_LAB_CPU_BF16=0 runs an AVX512-BF16 machine down the lab's AVX2-only choices,
+and RLHF_LAB_CPU_BF16=compute gives any CPU that path's bf16 compute.
 
 bitsandbytes' detection is replaced by "this CPU has AVX512-BF16", so the switch is tested on every CPU."""
 import pytest
@@ -45,3 +46,17 @@ def test_other_values_leave_it_to_the_hardware(bf16_cpu):
     assert quantization.cpu_has_bf16() is True
     bf16_cpu.setattr(bnb.functional, "has_avx512bf16", lambda: False)
     assert quantization.cpu_has_bf16() is False
+
+
+def test_compute_gives_bf16_matmuls_on_any_cpu_but_packs_nothing_without_the_instructions(monkeypatch):
+    """RLHF_LAB_CPU_BF16=compute (`make test-bf16`): an AVX2-only CPU runs the learning tests in the AVX512-BF16
+    path's bf16 numerics; the packed kernel needs the instructions, so no layer may pack."""
+    monkeypatch.setattr(bnb.functional, "has_avx512bf16", lambda: False)
+    monkeypatch.setenv("RLHF_LAB_CPU_BF16", "compute")
+    assert quantization.cpu_bf16_compute() is True and quantization.cpu_has_bf16() is False
+    assert quantization.quantization_config("4bit", torch.device("cpu")).bnb_4bit_compute_dtype == torch.bfloat16
+    linears = layers()
+    assert quantization.allow_fast_4bit_sampling(linears) == 3
+    assert not any(layer.support_avx512bf16_for_cpu for layer in linears)
+    monkeypatch.delenv("RLHF_LAB_CPU_BF16")
+    assert quantization.cpu_bf16_compute() is False

@@ -36,10 +36,10 @@ def test_the_4bit_layers_take_the_cpu_path_the_lab_chose(lab):
     no packed layer anywhere; elsewhere bf16 compute and packing only where the CPU has AVX512-BF16."""
     import bitsandbytes as bnb
 
-    from rlhf_lab.modeling.quantization import cpu_has_bf16
+    from rlhf_lab.modeling.quantization import cpu_bf16_compute, cpu_has_bf16
 
     linears = [mod for mod in lab.models.base_model.modules() if isinstance(mod, bnb.nn.Linear4bit)]
-    bf16 = lab.models.device.type == "cuda" or cpu_has_bf16()
+    bf16 = lab.models.device.type == "cuda" or cpu_bf16_compute()
     assert {mod.compute_dtype for mod in linears} == {torch.bfloat16 if bf16 else torch.float32}
     assert cpu_has_bf16() or not any(mod.support_avx512bf16_for_cpu for mod in linears)
 

@@ -7,17 +7,29 @@ import torch
 from torch import nn
 
 
+def _setting() -> str:
+    return os.environ.get("RLHF_LAB_CPU_BF16", "").strip().lower()
+
+
 def cpu_has_bf16() -> bool:
     """Whether the lab takes bitsandbytes' AVX512-BF16 CPU path (bf16 compute, packed 4-bit layers).
     RLHF_LAB_CPU_BF16=0 (or false / off / no) turns it off, so an AVX512-BF16 machine runs the lab's AVX2-only
     choices (`make test-avx2`)."""
-    if os.environ.get("RLHF_LAB_CPU_BF16", "").strip().lower() in ("0", "false", "off", "no"):
+    if _setting() in ("0", "false", "off", "no"):
         return False
     try:
         from bitsandbytes.functional import has_avx512bf16
         return bool(has_avx512bf16())
     except ImportError:
         return False
+
+
+def cpu_bf16_compute() -> bool:
+    """Whether 4-bit layers compute in bf16 on this CPU: where it has AVX512-BF16, or on any CPU with
+    RLHF_LAB_CPU_BF16=compute. That one is for checks, not use: it gives a CPU without AVX512-BF16 the
+    numerics of that path (bf16 matmuls; not its packed layers, which need the instructions) at several times
+    the cost, as torch emulates bf16 there (`make test-bf16`)."""
+    return _setting() == "compute" or cpu_has_bf16()
 
 
 def quantization_config(precision: str, device: torch.device):
@@ -27,7 +39,7 @@ def quantization_config(precision: str, device: torch.device):
 
     # bf16 matmuls where the hardware has them (CUDA; CPUs with AVX512-BF16/AMX, where the PPO minibatch passes
     # ran ~15% faster than fp32, measured), fp32 elsewhere. Activations between layers stay fp32 on CPU.
-    compute = torch.bfloat16 if device.type == "cuda" or cpu_has_bf16() else torch.float32
+    compute = torch.bfloat16 if device.type == "cuda" or cpu_bf16_compute() else torch.float32
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute)
 
 
