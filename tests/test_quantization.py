@@ -60,3 +60,11 @@ def test_compute_gives_bf16_matmuls_on_any_cpu_but_packs_nothing_without_the_ins
     assert not any(layer.support_avx512bf16_for_cpu for layer in linears)
     monkeypatch.delenv("RLHF_LAB_CPU_BF16")
     assert quantization.cpu_bf16_compute() is False
+
+
+def test_compute_on_an_avx512_bf16_cpu_is_the_same_as_unset(bf16_cpu):
+    bf16_cpu.setenv("RLHF_LAB_CPU_BF16", "compute")
+    assert quantization.cpu_bf16_compute() is True and quantization.cpu_has_bf16() is True
+    linears = layers()
+    assert quantization.allow_fast_4bit_sampling(linears) == 3
+    assert all(layer.support_avx512bf16_for_cpu for layer in linears)

@@ -33,7 +33,8 @@ def test_embedded_model_loads_offline_in_4bit(lab):
 
 def test_the_4bit_layers_take_the_cpu_path_the_lab_chose(lab):
     """Under `make test-avx2` (RLHF_LAB_CPU_BF16=0) an AVX-512 machine runs the AVX2-only path: fp32 compute and
-    no packed layer anywhere; elsewhere bf16 compute and packing only where the CPU has AVX512-BF16."""
+    no packed layer anywhere. Otherwise bf16 compute on CUDA, on AVX512-BF16 CPUs and under `make test-bf16`
+    (RLHF_LAB_CPU_BF16=compute), and packing only where the CPU has AVX512-BF16."""
     import bitsandbytes as bnb
 
     from rlhf_lab.modeling.quantization import cpu_bf16_compute, cpu_has_bf16

@@ -26,9 +26,10 @@ def cpu_has_bf16() -> bool:
 
 def cpu_bf16_compute() -> bool:
     """Whether 4-bit layers compute in bf16 on this CPU: where it has AVX512-BF16, or on any CPU with
-    RLHF_LAB_CPU_BF16=compute. That one is for checks, not use: it gives a CPU without AVX512-BF16 the
-    numerics of that path (bf16 matmuls; not its packed layers, which need the instructions) at several times
-    the cost, as torch emulates bf16 there (`make test-bf16`)."""
+    RLHF_LAB_CPU_BF16=compute. That one is for checks, not use: it gives a CPU without AVX512-BF16 roughly the
+    numerics of that path (bf16 matmuls, through torch's emulation rather than the AVX512-BF16 kernels, at
+    several times the cost; not its packed layers, which need the instructions) for `make test-bf16`. Packing
+    still follows the hardware, so on a CPU with AVX512-BF16 `compute` is the same as leaving it unset."""
     return _setting() == "compute" or cpu_has_bf16()
 
 
@@ -38,7 +39,7 @@ def quantization_config(precision: str, device: torch.device):
     from transformers import BitsAndBytesConfig
 
     # bf16 matmuls where the hardware has them (CUDA; CPUs with AVX512-BF16/AMX, where the PPO minibatch passes
-    # ran ~15% faster than fp32, measured), fp32 elsewhere. Activations between layers stay fp32 on CPU.
+    # ran ~15% faster than fp32, measured), fp32 elsewhere unless RLHF_LAB_CPU_BF16=compute. Activations between layers stay fp32 on CPU.
     compute = torch.bfloat16 if device.type == "cuda" or cpu_bf16_compute() else torch.float32
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute)
 
