@@ -105,7 +105,7 @@ def sections(data: dict) -> list[str]:
     ppo_rows = phase("ppo").to_dict("records")
     dpo = phase("dpo")
     lines = story(data["counts"], meta.get("reward_model"), ppo_rows, data.get("evaluation"), data.get("judge"),
-                  dpo.to_dict("records"))
+                  dpo.to_dict("records"), data.get("ppo_stop"))
     out = ["<h2>What happened</h2><ul class='story'>" + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul>",
            "<h2>Settings</h2>" + table(settings_rows(meta), ["setting", "value"]),
            "<h2>Rankings</h2>" + table([data["counts"]], list(data["counts"]))]

@@ -84,8 +84,9 @@ def length_line(before: float, after: float) -> str:
     return f"Answers got {abs(change):.0%} {way} ({before:.0f} → {after:.0f} tokens) — is that what you wanted?"
 
 
-def ppo_lines(rows: list[dict]) -> list[str]:
-    """The latest PPO run in words: reward and KL, length, finished share, the judge's (gold) score."""
+def ppo_lines(rows: list[dict], stop: dict | None = None) -> list[str]:
+    """The latest PPO run in words: reward and KL, length, finished share, the judge's (gold) score, and why it
+    stopped early where it stopped at the KL limit (`stop`: that run's {"round", "message"})."""
     rows = latest_run(rows)
     scores, kl = ends(rows, M.SCORES), ends(rows, M.KL)
     if scores is None or kl is None:
@@ -109,6 +110,8 @@ def ppo_lines(rows: list[dict]) -> list[str]:
         if rise >= 0.05 and gold[1] < gold[0]:  # the same threshold as "raised" above
             line += ", falling while the reward model's rose: PPO is gaming the reward model"
         out.append(line + ".")
+    if stop and stop.get("message") and stop.get("round") == rows[-1].get("round"):
+        out.append(f"PPO {stop['message']}")
     return out
 
 
@@ -138,8 +141,9 @@ def evaluation_line(result: dict | None) -> str | None:
 
 
 def story(counts: dict, rm: dict | None = None, ppo_rows: list[dict] | None = None,
-          evaluation: dict | None = None, judge: str | None = None, dpo_rows: list[dict] | None = None) -> list[str]:
+          evaluation: dict | None = None, judge: str | None = None, dpo_rows: list[dict] | None = None,
+          ppo_stop: dict | None = None) -> list[str]:
     """Every line that has numbers behind it, in the order of the loop."""
-    lines = [rankings_line(counts, judge), *reward_lines(rm, judge), *ppo_lines(ppo_rows or []),
+    lines = [rankings_line(counts, judge), *reward_lines(rm, judge), *ppo_lines(ppo_rows or [], ppo_stop),
              *dpo_lines(dpo_rows or []), evaluation_line(evaluation)]
     return [line for line in lines if line]

@@ -1,5 +1,7 @@
 """PPO's KL limit on a tiny random llama: a step whose answers are past max_kl trains on nothing, the update
 before it is undone, the run stops and says why; a policy already past the limit is left as it was."""
+import html
+
 import pytest
 
 from rlhf_lab.algos.ppo import PastKLLimit
@@ -39,7 +41,7 @@ def run_recording(lab, monkeypatch, steps, cfg, past_at=None):
     return rows, summary, policies
 
 
-def test_the_update_before_a_step_past_the_limit_is_undone(lab, monkeypatch):
+def test_the_update_before_a_step_past_the_limit_is_undone(lab, monkeypatch, tmp_path):
     ranked_lab(lab)
     cfg = PPOConfig(batch_size=4, num_mini_batches=2, max_new_tokens=8, num_ppo_epochs=1)
     rows, summary, policies = run_recording(lab, monkeypatch, 6, cfg, past_at=4)
@@ -55,6 +57,10 @@ def test_the_update_before_a_step_past_the_limit_is_undone(lab, monkeypatch):
     beta, error = rows[-1]["objective/kl_coef"], min(max(rows[-1]["objective/kl"] / 2 - 1, -0.2), 0.2)
     assert lab.meta().kl_coef == pytest.approx(beta * (1 + error * 4 / 64) * (1 + 0.2 * 4 / 64))
     assert lab.meta().ppo_steps == 3
+    # the story panel and the report say it too, from the saved version
+    assert lab.story()[-1] == "PPO " + summary["message"]
+    lab.report(tmp_path / "report.html")
+    assert html.escape("PPO " + summary["message"]) in (tmp_path / "report.html").read_text()
 
 
 def test_one_step_then_past_the_limit_saves_nothing(lab, monkeypatch):
@@ -65,6 +71,7 @@ def test_one_step_then_past_the_limit_saves_nothing(lab, monkeypatch):
     assert same(policy_weights(lab), policies[0]) and policy_versions(lab) == versions
     assert lab.meta().ppo_steps == 1  # the next run numbers its steps after the logged one
     assert summary["message"].endswith("the policy is as it was before this run, and no version was saved.")
+    assert not any("KL limit" in line for line in lab.story())  # no version holds it: the progress line says it
 
 
 def test_the_real_check_keeps_every_logged_step_within_the_limit(lab, monkeypatch):

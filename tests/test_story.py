@@ -78,6 +78,14 @@ def test_ppo_lines_only_latest_round_and_gaming_the_reward_model():
     assert story.ppo_lines([]) == [] and story.ppo_lines(rows[:1]) == []
 
 
+def test_a_stop_at_the_kl_limit_is_told_for_its_own_run_only():
+    rows = [ppo_row(1, 0.0, 1.0, 40, 0.5, round_=2), ppo_row(2, 1.0, 3.0, 40, 0.5, round_=2)]
+    said = "stopped at the KL limit: the answers after step 2 were 5.7 nats from the reference, past 4, ..."
+    assert story.ppo_lines(rows, {"round": 2, "message": said})[-1] == "PPO " + said
+    assert story.ppo_lines(rows, {"round": 1, "message": said}) == story.ppo_lines(rows)  # an older run's stop
+    assert len(story.ppo_lines(rows)) == 2 and story.ppo_lines([], {"round": 2, "message": said}) == []
+
+
 def test_longer_answers_and_lowered_reward():
     rows = [ppo_row(1, 1.0, 0.2, 20, 0.5), ppo_row(2, 0.5, 0.4, 30, 0.5)]
     assert story.ppo_lines(rows)[:2] == [

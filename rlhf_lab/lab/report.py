@@ -13,6 +13,7 @@ from ..errors import StorageError
 from ..metrics import to_frame
 from ..runtime import model_thread
 from .evaluate import EVALUATIONS
+from .lineage import read_info
 from .ppo import session_judge
 
 def last_evaluation(session) -> dict | None:
@@ -31,13 +32,23 @@ def leaderboard(lab, session) -> list[dict] | None:
     return [{k: row[k] for k in keep if k in row} for row in result["leaderboard"]]
 
 
+def ppo_stop(session, meta) -> dict | None:
+    """Why the PPO run that made the current policy stopped early, where it said (the KL limit): its round and
+    message, from the version's info. A run whose only update was undone saved no version and is not told."""
+    info = read_info(session, meta.policy_version) if meta.policy_version != "base" else {}
+    message = (info.get("summary") or {}).get("message")
+    return {"round": info.get("round"), "message": message} if info.get("algorithm") == "ppo" and message else None
+
+
 def numbers(lab) -> dict:
-    """What the story and the report read: session.json, counts, metric rows, the latest evaluation."""
+    """What the story and the report read: session.json, counts, metric rows, the latest evaluation, why the
+    current policy's PPO run stopped early."""
     session = lab.require_session()
     rows, _ = session.metrics()
     judge, _ = session_judge(lab)
-    return {"meta": session.read_meta().to_dict(), "counts": lab.counts(), "metrics": rows, "judge": judge,
-            "evaluation": last_evaluation(session)}
+    meta = session.read_meta()
+    return {"meta": meta.to_dict(), "counts": lab.counts(), "metrics": rows, "judge": judge,
+            "evaluation": last_evaluation(session), "ppo_stop": ppo_stop(session, meta)}
 
 
 def story(lab) -> list[str]:
@@ -47,7 +58,7 @@ def story(lab) -> list[str]:
     data = numbers(lab)
     return story_lines.story(data["counts"], data["meta"].get("reward_model"),
                              to_frame(data["metrics"], "ppo").to_dict("records"), data["evaluation"],
-                             data["judge"], to_frame(data["metrics"], "dpo").to_dict("records"))
+                             data["judge"], to_frame(data["metrics"], "dpo").to_dict("records"), data["ppo_stop"])
 
 
 def sample_before_after(lab, n_prompts: int, seed: int = 1234) -> dict:
