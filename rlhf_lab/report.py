@@ -140,7 +140,8 @@ def before_after(result: dict | None) -> str:
 
 def render(data: dict) -> str:
     """The whole report. data: {"meta": session.json as a dict, "counts", "metrics": metric rows,
-    "evaluation": an evaluate result or None, "judge": name or None, "leaderboard": rows or None}."""
+    "evaluation": an evaluate result or None, "judge": name or None, "leaderboard": rows or None,
+    "ppo_stop": the current policy's PPO run's {"round", "message"} where it stopped at the KL limit, or None}."""
     name = esc(data["meta"].get("name", ""))
     body = "\n".join(sections(data))
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>rlhf_lab report: {name}</title>"

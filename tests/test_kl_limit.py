@@ -61,6 +61,11 @@ def test_the_update_before_a_step_past_the_limit_is_undone(lab, monkeypatch, tmp
     assert lab.story()[-1] == "PPO " + summary["message"]
     lab.report(tmp_path / "report.html")
     assert html.escape("PPO " + summary["message"]) in (tmp_path / "report.html").read_text()
+    # a later run that ends on its own saves a version without a message: the story drops the stop
+    monkeypatch.undo()
+    *_, later = list(lab.ppo(2, cfg))
+    assert later["policy_version"] == lab.meta().policy_version and "message" not in later
+    assert not any("KL limit" in line for line in lab.story())
 
 
 def test_one_step_then_past_the_limit_saves_nothing(lab, monkeypatch):
@@ -71,7 +76,6 @@ def test_one_step_then_past_the_limit_saves_nothing(lab, monkeypatch):
     assert same(policy_weights(lab), policies[0]) and policy_versions(lab) == versions
     assert lab.meta().ppo_steps == 1  # the next run numbers its steps after the logged one
     assert summary["message"].endswith("the policy is as it was before this run, and no version was saved.")
-    assert not any("KL limit" in line for line in lab.story())  # no version holds it: the progress line says it
 
 
 def test_the_real_check_keeps_every_logged_step_within_the_limit(lab, monkeypatch):
@@ -106,3 +110,18 @@ def test_the_limit_must_be_above_the_target():
     with pytest.raises(ConfigError, match="max_kl must be above target_kl"):
         PPOConfig(max_kl=-1)
     assert PPOConfig(max_kl=0).max_kl == 0
+
+
+def test_the_story_takes_a_stop_only_from_a_ppo_versions_summary(monkeypatch):
+    from types import SimpleNamespace
+
+    from rlhf_lab.lab import report as lab_report
+
+    meta = SimpleNamespace(policy_version="v002")
+    for info, told in [({"algorithm": "ppo", "round": 3, "summary": {"message": "m"}}, {"round": 3, "message": "m"}),
+                       ({"algorithm": "ppo", "round": 3, "summary": {"steps": 2}}, None),  # ended on its own
+                       ({"algorithm": "dpo", "round": 3, "summary": {"message": "m"}}, None),
+                       ({}, None), ([1, 2], None), ({"algorithm": "ppo", "summary": "m"}, None)]:  # missing, odd
+        monkeypatch.setattr(lab_report, "read_info", lambda session, version: info)
+        assert lab_report.ppo_stop(None, meta) == told, info
+    assert lab_report.ppo_stop(None, SimpleNamespace(policy_version="base")) is None
