@@ -50,14 +50,15 @@ test-fast: setup $(TEST_STAMP)
 # The learning tests as close to an AVX2-only CPU as one with AVX-512 can run them: the lab's AVX512-BF16
 # choices off, torch, MKL and oneDNN held to AVX2. .ci/run adds it where the CPU has AVX-512.
 AVX2_ONLY := RLHF_LAB_CPU_BF16=0 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
+LEARNING_TESTS := tests/test_quantization.py tests/test_real_model.py tests/test_dpo_real.py
 test-avx2: setup $(TEST_STAMP)
-	$(AVX2_ONLY) $(PY) -m pytest -q tests/test_quantization.py tests/test_real_model.py tests/test_dpo_real.py
+	$(AVX2_ONLY) $(PY) -m pytest -q $(LEARNING_TESTS)
 
 # The other way round: the learning tests in the bf16 numerics of an AVX512-BF16 CPU (bf16 matmuls in the 4-bit
 # layers; not its packed kernel, which needs the instructions) on a CPU without them. torch emulates bf16 there,
 # so it is slow (~14 minutes on the 2-core AMD EPYC) and not part of `make test`.
 test-bf16: setup $(TEST_STAMP)
-	RLHF_LAB_CPU_BF16=compute $(PY) -m pytest -q tests/test_quantization.py tests/test_real_model.py tests/test_dpo_real.py
+	RLHF_LAB_CPU_BF16=compute $(PY) -m pytest -q $(LEARNING_TESTS)
 
 test-e2e: setup
 	$(PY) -m pytest -q -m e2e

@@ -25,13 +25,8 @@ FAST_SFT = SFTConfig(epochs=6, learning_rate=5e-2)
 
 
 @pytest.fixture
-def make_lab(tiny_lab_factory):
-    return tiny_lab_factory
-
-
-@pytest.fixture
-def lab(make_lab):
-    return make_lab()
+def lab(tiny_lab_factory):
+    return tiny_lab_factory()
 
 
 def rank_some(lab, n=6):
@@ -115,8 +110,8 @@ def test_sft_on_written_demonstrations_raises_their_held_out_likelihood(tiny_mod
     assert info["algorithm"] == "sft" and info["data"]["demonstrations"] == 16
 
 
-def test_sft_then_ppo_then_dpo_chain_records_each_parent_and_reopens(make_lab):
-    lab = make_lab()
+def test_sft_then_ppo_then_dpo_chain_records_each_parent_and_reopens(tiny_lab_factory):
+    lab = tiny_lab_factory()
     write_templated_demonstrations(lab, 8)
     assert list(lab.sft(SFTConfig(epochs=2, learning_rate=5e-2)))[-1]["policy_version"] == "v001"
     rank_some(lab)
@@ -136,7 +131,7 @@ def test_sft_then_ppo_then_dpo_chain_records_each_parent_and_reopens(make_lab):
     assert versions[1]["data"]["demonstrations"] == 8
     in_memory = policy_weights(lab)
     lab.session = None
-    again = make_lab()  # reopening loads the current version, v003
+    again = tiny_lab_factory()  # reopening loads the current version, v003
     assert again.meta().policy_version == "v003" and same(in_memory, policy_weights(again))
 
 

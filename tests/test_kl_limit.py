@@ -7,10 +7,10 @@ import pytest
 from rlhf_lab.algos.ppo import PastKLLimit
 from rlhf_lab.config import PPOConfig, RewardConfig
 from rlhf_lab.errors import ConfigError
-from rlhf_lab.lab import ppo as lab_ppo
+from rlhf_lab.lab import lineage, ppo as lab_ppo
 from rlhf_lab.lab.ppo import policy_versions
 from rlhf_lab.modeling.adapters import POLICY
-from test_dpo_sft import lab, make_lab, policy_weights, rank_some, same  # noqa: F401 (fixtures)
+from test_dpo_sft import lab, policy_weights, rank_some, same  # noqa: F401 (fixtures)
 
 # lr 1e-2 moves the tiny model's policy far in one step: the first step samples from the reference (KL 0),
 # the next ones from a policy well past 0.002 nats.
@@ -112,16 +112,23 @@ def test_the_limit_must_be_above_the_target():
     assert PPOConfig(max_kl=0).max_kl == 0
 
 
-def test_the_story_takes_a_stop_only_from_a_ppo_versions_summary(monkeypatch):
+def test_the_story_takes_a_stop_only_from_a_ppo_versions_summary(tmp_path):
+    import json
     from types import SimpleNamespace
 
     from rlhf_lab.lab import report as lab_report
 
-    meta = SimpleNamespace(policy_version="v002")
+    session, meta = SimpleNamespace(adapter_dir=lambda kind: tmp_path / kind), SimpleNamespace(policy_version="v002")
+    info_file = tmp_path / "policy" / "v002" / "info.json"
+    info_file.parent.mkdir(parents=True)
     for info, told in [({"algorithm": "ppo", "round": 3, "summary": {"message": "m"}}, {"round": 3, "message": "m"}),
                        ({"algorithm": "ppo", "round": 3, "summary": {"steps": 2}}, None),  # ended on its own
                        ({"algorithm": "dpo", "round": 3, "summary": {"message": "m"}}, None),
                        ({}, None), ([1, 2], None), ({"algorithm": "ppo", "summary": "m"}, None)]:  # missing, odd
-        monkeypatch.setattr(lab_report, "read_info", lambda session, version: info)
-        assert lab_report.ppo_stop(None, meta) == told, info
-    assert lab_report.ppo_stop(None, SimpleNamespace(policy_version="base")) is None
+        info_file.write_text(json.dumps(info))
+        assert lab_report.ppo_stop(session, meta) == told, info
+    info_file.write_text("[1, 2]")
+    assert lineage.read_info(session, "v002") == {}  # not an object: read as nothing, for every reader
+    info_file.unlink()
+    assert lineage.read_info(session, "v002") == {} and lab_report.ppo_stop(session, meta) is None
+    assert lab_report.ppo_stop(session, SimpleNamespace(policy_version="base")) is None

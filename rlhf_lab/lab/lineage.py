@@ -86,11 +86,13 @@ def run_and_save(lab, session: Session, algorithm: str, rows: Iterator[dict], da
 
 
 def read_info(session: Session, version: str) -> dict:
+    """A version's info.json, or {} where it is missing, unreadable or not an object (edited by hand)."""
     path = session.adapter_dir("policy") / version / "info.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        info = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    return info if isinstance(info, dict) else {}
 
 
 def versions(lab) -> list[dict]:

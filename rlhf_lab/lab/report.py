@@ -36,7 +36,7 @@ def ppo_stop(session, meta) -> dict | None:
     """Why the PPO run that made the current policy stopped early, where it said (the KL limit): its round and
     message, from the version's info. A run whose only update was undone saved no version and is not told."""
     info = read_info(session, meta.policy_version) if meta.policy_version != "base" else {}
-    if not isinstance(info, dict) or info.get("algorithm") != "ppo":  # a hand-edited info.json may be anything
+    if info.get("algorithm") != "ppo":
         return None
     summary = info.get("summary")
     message = summary.get("message") if isinstance(summary, dict) else None

@@ -39,7 +39,8 @@ def quantization_config(precision: str, device: torch.device):
     from transformers import BitsAndBytesConfig
 
     # bf16 matmuls where the hardware has them (CUDA; CPUs with AVX512-BF16/AMX, where the PPO minibatch passes
-    # ran ~15% faster than fp32, measured), fp32 elsewhere unless RLHF_LAB_CPU_BF16=compute. Activations between layers stay fp32 on CPU.
+    # ran ~15% faster than fp32, measured), fp32 elsewhere unless RLHF_LAB_CPU_BF16=compute. Activations
+    # between layers stay fp32 on CPU.
     compute = torch.bfloat16 if device.type == "cuda" or cpu_bf16_compute() else torch.float32
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute)
 
