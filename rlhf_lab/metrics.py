@@ -26,6 +26,8 @@ RM_ACCURACY = "reward/accuracy"              # training-batch accuracy
 RM_MARGIN = "reward/margin"                  # mean r_chosen - r_rejected
 EVAL_RM_ACCURACY = "eval/reward_accuracy"    # held-out accuracy, split by prompt
 EVAL_RM_LOSS = "eval/reward_loss"            # held-out Bradley-Terry loss: early stopping watches it
+# held-out accuracy with each held-out prompt scored at the epoch the other held-out prompts' loss picks
+EVAL_RM_ACCURACY_LOPO = "eval/reward_accuracy_lopo"
 RM_LENGTH_R2 = "reward/length_r2"            # share of the reward's variance answer length explains
 EVAL_LENGTH_RULE_ACCURACY = "eval/length_rule_accuracy"  # held-out accuracy of "prefer the longer (shorter)"
 EVAL_RM_ACCURACY_AGAINST_LENGTH = "eval/reward_accuracy_against_length"  # on held-out pairs that rule gets wrong

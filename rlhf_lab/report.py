@@ -86,6 +86,8 @@ def reward_rows(rm: dict | None) -> list[dict]:
     acc, ci, r2 = rm.get(M.EVAL_RM_ACCURACY), rm.get("eval/accuracy_ci"), rm.get(M.RM_LENGTH_R2)
     rows = [("held-out accuracy", None if acc is None else f"{acc:.0%}"),
             ("95% interval", f"{ci[0]:.0%}–{ci[1]:.0%}" if ci else None),
+            ("held-out accuracy, each prompt at the epoch the other held-out prompts chose",
+             _pct(rm.get(M.EVAL_RM_ACCURACY_LOPO))),
             ("held-out pairs", rm.get("pairs_eval")), ("training pairs", rm.get("pairs_train")),
             ("length bias (share of its scores answer length explains)", None if r2 is None else f"{r2:.0%}"),
             ("held-out accuracy of the length rule alone", _pct(rm.get(M.EVAL_LENGTH_RULE_ACCURACY))),

@@ -147,6 +147,23 @@ def test_wilson_interval_hand_computed():
     assert low < 0.5 < high  # 50% on 40 pairs: chance cannot be ruled out
 
 
+def test_unselected_accuracy_scores_each_prompt_at_the_others_choice():
+    from rlhf_lab.algos.stats import unselected_accuracy
+    # Three held-out prompts, two evaluations; (loss sum, correct, pairs) per prompt.
+    history = [{"a": (1.0, 2, 2), "b": (4.0, 1, 4), "c": (3.0, 3, 3)},
+               {"a": (0.5, 1, 2), "b": (4.4, 3, 4), "c": (3.6, 2, 3)}]
+    # All prompts: mean loss 8/9 = 0.889 then 8.5/9 = 0.944, so training keeps evaluation 0 (6 of 9 right).
+    # Leave a out: (4+3)/7 = 1.0 against (4.4+3.6)/7 = 1.143 -> evaluation 0, a scores 2 of 2.
+    # Leave b out: (1+3)/5 = 0.8 against (0.5+3.6)/5 = 0.82 -> evaluation 0, b scores 1 of 4.
+    # Leave c out: (1+4)/6 = 0.833 against (0.5+4.4)/6 = 0.817 -> evaluation 1, c scores 2 of 3.
+    assert unselected_accuracy(history) == pytest.approx(5 / 9)
+    # A later evaluation must be lower by more than the tolerance to be chosen, as in training.
+    flat = [{"a": (1.0, 1, 1), "b": (1.0, 0, 1)}, {"a": (0.99995, 0, 1), "b": (0.99995, 0, 1)}]
+    assert unselected_accuracy(flat) == 0.5  # both scored at evaluation 0 (at evaluation 1: 0)
+    assert unselected_accuracy([{"a": (1.0, 1, 2)}]) is None  # one prompt: nothing to choose with
+    assert unselected_accuracy([]) is None
+
+
 def test_mean_interval_hand_computed():
     from rlhf_lab.algos.stats import mean_interval, t_critical
     # [1,2,3,4]: mean 2.5, sd=sqrt(5/3)=1.29099, se=0.645497, t(3)=3.182 -> half 2.05397

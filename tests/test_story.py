@@ -53,6 +53,14 @@ def test_reward_tab_says_how_it_does_where_length_points_the_wrong_way():
     assert against_length_line({"pairs_against_length": 0, "eval/reward_accuracy_against_length": None}) == ""
 
 
+def test_reward_tab_says_the_held_out_pairs_chose_the_epoch():
+    from rlhf_lab.ui.reward_tab import chosen_epoch_line
+    assert chosen_epoch_line({"eval/reward_accuracy": 0.875, "eval/reward_accuracy_lopo": 0.84375}) == (
+        "\n\nThese pairs also chose which epoch to keep (the lowest held-out loss). Scoring each held-out "
+        "prompt at the epoch the other held-out prompts choose instead: 84%.")
+    assert chosen_epoch_line({"eval/reward_accuracy": 1.0}) == ""  # saved before this was measured
+
+
 def test_ppo_lines_reward_kl_length_finished_gold():
     # First 3 steps: score mean 0.0, length 40, finished 0.2; last 3: score 1.2, KL 3.1, length 24, finished 0.9.
     rows = [ppo_row(1, -0.1, 0.1, 41, 0.1, -3.0), ppo_row(2, 0.0, 0.3, 40, 0.2, -3.1),

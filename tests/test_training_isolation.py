@@ -75,6 +75,16 @@ def test_reward_training_changes_only_reward_adapter_and_head(tiny_models):
     assert diff and all((f".{REWARD}." in n and "lora_" in n) or n.startswith("reward_head.") for n in diff), diff
 
 
+def test_one_evaluation_leaves_the_others_no_other_choice(tiny_models):
+    # With a single held-out evaluation every held-out prompt is scored there, so the leave-one-prompt-out
+    # accuracy must equal the held-out accuracy: the per-prompt counts add up to the totals.
+    pairs = [Pair(f"prompt {i}", "short", "a much longer answer " * 3, f"r{i}") for i in range(6)]
+    summary = list(worker.iterate(lambda: train_reward_model(
+        tiny_models, pairs, RewardConfig(epochs=1, batch_rankings=2, eval_fraction=0.34))))[-1]
+    assert summary["pairs_eval"] == 3
+    assert summary["eval/reward_accuracy_lopo"] == summary["eval/reward_accuracy"]
+
+
 def test_one_base_copy_in_memory(tiny_models):
     m = tiny_models
     base_params = sum(p.numel() for n, p in m.model.named_parameters() if "lora_" not in n)

@@ -21,7 +21,7 @@ from ..generation.chat import tokenize_scored
 from ..modeling.adapters import REWARD, LabModels
 from ..modeling.trunk import Trunk
 from .rl_math import bradley_terry_loss
-from .stats import length_rule, r_squared, wilson_interval
+from .stats import length_rule, r_squared, unselected_accuracy, wilson_interval
 
 
 class TrunkCache:
@@ -67,16 +67,25 @@ def _batch_scores(models: LabModels, groups: list[Group], cache: TrunkCache):
 
 @torch.no_grad()
 def evaluate(models: LabModels, groups: list[Group], cache: TrunkCache, batch: int = 4) -> dict:
-    """Bradley-Terry loss, accuracy (ties in score count half) and mean margin over all pairs of the groups."""
-    loss, correct, margin, n = 0.0, 0.0, 0.0, 0
+    """Bradley-Terry loss, accuracy (ties in score count half) and mean margin over all pairs of the groups,
+    and per prompt ("by_prompt": prompt -> (loss sum, correct, pairs)) for stats.unselected_accuracy."""
+    margin, by_prompt = 0.0, {}
     for start in range(0, len(groups), batch):
-        c, r = _batch_scores(models, groups[start:start + batch], cache)
-        loss += torch.nn.functional.softplus(r - c).sum().item()  # -log sigmoid(c - r)
-        correct += ((c > r).float() + 0.5 * (c == r).float()).sum().item()
+        chunk = groups[start:start + batch]
+        c, r = _batch_scores(models, chunk, cache)
+        losses = torch.nn.functional.softplus(r - c)  # -log sigmoid(c - r)
+        right = (c > r).float() + 0.5 * (c == r).float()
         margin += (c - r).sum().item()
-        n += c.numel()
+        offset = 0
+        for g in chunk:
+            k = len(g.pairs)
+            loss, correct, n = by_prompt.get(g.prompt, (0.0, 0.0, 0))
+            by_prompt[g.prompt] = (loss + losses[offset:offset + k].sum().item(),
+                                   correct + right[offset:offset + k].sum().item(), n + k)
+            offset += k
+    loss, correct, n = (sum(v[i] for v in by_prompt.values()) for i in range(3))
     return {"loss": loss / max(n, 1), "accuracy": correct / max(n, 1), "margin": margin / max(n, 1), "pairs": n,
-            "correct": correct}
+            "correct": correct, "by_prompt": by_prompt}
 
 
 def _token_lengths(models: LabModels, groups: list[Group]) -> list[list[int]]:
@@ -153,6 +162,7 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
     total_steps = cfg.epochs * steps_per_epoch
     epoch_acc: list[float] = []
     best, best_loss, best_eval, bad_epochs, step = None, math.inf, None, 0, 0
+    history: list[dict] = []  # each held-out evaluation, per prompt
     started = time.monotonic()
     stopped_by = None
     base_row = {"phase": "reward", "pairs_train": count_pairs(train), "pairs_eval": count_pairs(held)}
@@ -160,6 +170,7 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
     def eval_row(epoch):
         nonlocal best, best_loss, best_eval, bad_epochs
         result = evaluate(models, held or train, cache)
+        history.append(result["by_prompt"])
         if result["loss"] < best_loss - 1e-4:
             best, best_loss, best_eval, bad_epochs = models.snapshot(REWARD), result["loss"], result, 0
         else:
@@ -213,6 +224,7 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
            M.EVAL_RM_ACCURACY: best_eval["accuracy"] if best_eval else None,
            M.EVAL_RM_LOSS: best_loss if best is not None else None,
            "eval/accuracy_ci": [low, high] if best_eval else None,
+           M.EVAL_RM_ACCURACY_LOPO: unselected_accuracy(history) if held and best_eval else None,
            M.RM_ACCURACY: sum(epoch_acc) / len(epoch_acc) if epoch_acc else None,
            **lengths,
            "seconds": round(time.monotonic() - started, 2), "held_out": bool(held),

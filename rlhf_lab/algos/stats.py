@@ -20,6 +20,34 @@ def wilson_interval(correct: float, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def unselected_accuracy(history: list[dict[str, tuple[float, float, int]]], tolerance: float = 1e-4) -> float | None:
+    """Held-out accuracy where no pair is scored at an evaluation it helped choose.
+
+    history[e][prompt] = (loss sum, correct, pairs) of one held-out prompt at evaluation e. Reward training
+    keeps the evaluation with the lowest held-out loss, so the held-out accuracy there is read on the pairs
+    that chose it: a little optimistic. Here each prompt is scored at the evaluation the other prompts' loss
+    picks (the same rule: the first whose mean loss is lower by more than `tolerance`), leaving one prompt
+    out at a time. None with fewer than two prompts.
+    """
+    prompts = sorted({p for evaluation in history for p in evaluation})
+    if len(prompts) < 2:
+        return None
+    correct = pairs = 0.0
+    for left_out in prompts:
+        best, best_loss = None, math.inf
+        for e, evaluation in enumerate(history):
+            rest = [v for p, v in evaluation.items() if p != left_out]
+            n = sum(v[2] for v in rest)
+            loss = sum(v[0] for v in rest) / n if n else math.inf
+            if loss < best_loss - tolerance:
+                best, best_loss = e, loss
+        if best is None or left_out not in history[best]:
+            continue
+        correct += history[best][left_out][1]
+        pairs += history[best][left_out][2]
+    return correct / pairs if pairs else None
+
+
 # Two-sided 95% critical values of Student's t for 1..30 degrees of freedom (any statistics table).
 T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
          2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,

@@ -170,7 +170,8 @@ def cmd_train_rm(args) -> None:
                   f"ETA {row['eta_s']:.0f}s (early stopping may end sooner)   ", end="", file=sys.stderr, flush=True)
     for warning in summary.get("warnings", []):
         print(f"warning: {warning}", file=sys.stderr)
-    emit({k: summary.get(k) for k in ("eval/reward_accuracy", "eval/accuracy_ci", "eval/reward_loss",
+    emit({k: summary.get(k) for k in ("eval/reward_accuracy", "eval/accuracy_ci", "eval/reward_accuracy_lopo",
+                                      "eval/reward_loss",
                                       "reward/accuracy", "reward/length_r2", "eval/length_rule_accuracy",
                                       "length_rule", "eval/reward_accuracy_against_length", "pairs_against_length",
                                       "pairs_train", "pairs_eval", "readout",

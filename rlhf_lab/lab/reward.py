@@ -20,7 +20,7 @@ from ..runtime import model_thread
 from .sessions import load_saved_reward
 
 JOB = "train reward model"
-SUMMARY_KEYS = (M.EVAL_RM_ACCURACY, "eval/accuracy_ci", M.EVAL_RM_LOSS, M.RM_LENGTH_R2,
+SUMMARY_KEYS = (M.EVAL_RM_ACCURACY, "eval/accuracy_ci", M.EVAL_RM_ACCURACY_LOPO, M.EVAL_RM_LOSS, M.RM_LENGTH_R2,
                 M.EVAL_LENGTH_RULE_ACCURACY, M.EVAL_RM_ACCURACY_AGAINST_LENGTH, "pairs_against_length", "length_rule",
                 "eval/against_length_ci",
                 "pairs_train",

@@ -25,11 +25,21 @@ def result_text(lab) -> str:
             f"accuracy {rm['eval/reward_accuracy']:.0%}**{interval}. Chance is 50%. "
             f"({rm['pairs_train']} training pairs"
             + (f"; read at: {rm['readout']}" if rm.get("readout") else "") + ".)")
+    text += chosen_epoch_line(rm)
     r2 = rm.get("reward/length_r2")
     if r2 is not None:
         text += f"\n\nLength bias: answer length alone explains {r2:.0%} of its scores."
     text += against_length_line(rm)
     return text + "".join(f"\n\n⚠️ {w}" for w in rm.get("warnings") or [])
+
+
+def chosen_epoch_line(rm: dict) -> str:
+    """The held-out loss chose which epoch to keep, so the held-out accuracy is read on the pairs that chose."""
+    lopo = rm.get("eval/reward_accuracy_lopo")
+    if lopo is None:
+        return ""
+    return (f"\n\nThese pairs also chose which epoch to keep (the lowest held-out loss). Scoring each held-out "
+            f"prompt at the epoch the other held-out prompts choose instead: {lopo:.0%}.")
 
 
 def against_length_line(rm: dict) -> str:
