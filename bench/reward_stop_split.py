@@ -26,6 +26,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from rlhf_lab.algos import reward as R
+    from rlhf_lab.algos.stats import LOSS_TOLERANCE
     from rlhf_lab.config import RewardConfig
     from rlhf_lab.lab import Lab
     from rlhf_lab.runtime import model_thread
@@ -44,7 +45,7 @@ def main() -> None:
 
     def both(models, groups, cache, batch=4):
         stop, test = evaluate(models, groups, cache, batch), evaluate(models, held, cache, batch)
-        log.append({"stop_loss": round(stop["loss"], 4), "test_accuracy": round(test["accuracy"], 3),
+        log.append({"stop_loss": stop["loss"], "test_accuracy": round(test["accuracy"], 3),
                     "test_pairs": test["pairs"]})
         return stop
 
@@ -57,14 +58,17 @@ def main() -> None:
     started = time.time()
     summary = model_thread.call(run)
     kept, best = None, float("inf")
-    for e, row in enumerate(log):  # training's own rule: the first evaluation lower by more than 1e-4
-        if row["stop_loss"] < best - 1e-4:
+    for e, row in enumerate(log):  # training's own rule for the evaluation it keeps
+        if row["stop_loss"] < best - LOSS_TOLERANCE:
             kept, best = e, row["stop_loss"]
+    if kept is None:
+        raise SystemExit(f"nothing was evaluated: {summary}")
     print(json.dumps({"session": args.session, "readout": cfg.readout, "stop_fraction": args.stop_fraction,
                       "pairs_train": summary["pairs_train"], "pairs_stop": summary["pairs_eval"],
                       "pairs_held_out": log[kept]["test_pairs"], "epoch_kept": kept,
                       "held_out_accuracy": log[kept]["test_accuracy"],
                       "held_out_accuracy_by_epoch": [e["test_accuracy"] for e in log],
+                      "stop_loss_by_epoch": [round(e["stop_loss"], 4) for e in log],
                       "seconds": round(time.time() - started), "machine": machine()}), flush=True)
 
 

@@ -160,6 +160,9 @@ def test_unselected_accuracy_scores_each_prompt_at_the_others_choice():
     # A later evaluation must be lower by more than the tolerance to be chosen, as in training.
     flat = [{"a": (1.0, 1, 1), "b": (1.0, 0, 1)}, {"a": (0.99995, 0, 1), "b": (0.99995, 0, 1)}]
     assert unselected_accuracy(flat) == 0.5  # both scored at evaluation 0 (at evaluation 1: 0)
+    # Each prompt scored where its own loss is lowest would give 1.0; where all the prompts choose, 0.5.
+    crossed = [{"a": (1.0, 0, 1), "b": (1.0, 1, 1)}, {"a": (0.1, 1, 1), "b": (1.2, 0, 1)}]
+    assert unselected_accuracy(crossed) == 0.0  # a at b's choice (evaluation 0), b at a's (evaluation 1)
     assert unselected_accuracy([{"a": (1.0, 1, 2)}]) is None  # one prompt: nothing to choose with
     assert unselected_accuracy([]) is None
 

@@ -1,5 +1,6 @@
 """On a tiny model: PPO touches only the policy adapter and value head; reward training only the reward
 adapter and head; the reference (adapters disabled) never changes; the base is held once."""
+import pytest
 import torch
 
 from rlhf_lab.runtime import model_thread as worker
@@ -75,14 +76,51 @@ def test_reward_training_changes_only_reward_adapter_and_head(tiny_models):
     assert diff and all((f".{REWARD}." in n and "lora_" in n) or n.startswith("reward_head.") for n in diff), diff
 
 
-def test_one_evaluation_leaves_the_others_no_other_choice(tiny_models):
-    # With a single held-out evaluation every held-out prompt is scored there, so the leave-one-prompt-out
-    # accuracy must equal the held-out accuracy: the per-prompt counts add up to the totals.
-    pairs = [Pair(f"prompt {i}", "short", "a much longer answer " * 3, f"r{i}") for i in range(6)]
-    summary = list(worker.iterate(lambda: train_reward_model(
-        tiny_models, pairs, RewardConfig(epochs=1, batch_rankings=2, eval_fraction=0.34))))[-1]
-    assert summary["pairs_eval"] == 3
-    assert summary["eval/reward_accuracy_lopo"] == summary["eval/reward_accuracy"]
+def test_held_out_evaluation_counts_each_prompt_on_its_own_pairs(tiny_models):
+    # evaluate() scores four rankings per forward and splits the pairs back by prompt (for the
+    # leave-one-prompt-out accuracy); here each ranking is scored alone and its pairs counted by hand.
+    # Rankings of 3 and 2 answers (3 pairs and 1), two of them on one prompt.
+    from rlhf_lab.algos.reward import TrunkCache, evaluate
+    from rlhf_lab.data.pairs import groups_from_pairs
+
+    ranked = {"r0": ("p0", ["one", "two words", "three words here"]), "r1": ("p0", ["four", "five five"]),
+              "r2": ("p1", ["six", "seven seven", "eight eight eight"]), "r3": ("p2", ["nine", "ten ten"])}
+    pairs = [Pair(prompt, answers[i], answers[j], rid)
+             for rid, (prompt, answers) in ranked.items() for i in range(len(answers))
+             for j in range(i + 1, len(answers))]
+    groups = groups_from_pairs(pairs)
+    m = tiny_models
+
+    def run():
+        head = m.reward_head.weight.detach().clone()
+        try:
+            m.use(REWARD)
+            torch.manual_seed(3)
+            with torch.no_grad():
+                m.reward_head.weight.normal_()  # a head that tells answers apart
+            cache = TrunkCache(m, 64)
+            result = evaluate(m, groups, cache)
+            by_hand, every_score = {}, []
+            for g in groups:
+                scores = m.score_from(cache.batch([g.prompt] * len(g.completions), g.completions, g.truncated))
+                every_score += scores.tolist()
+                loss, correct, n = by_hand.get(g.prompt, (0.0, 0.0, 0))
+                for i, j in g.pairs:
+                    loss += torch.nn.functional.softplus(scores[j] - scores[i]).item()
+                    correct += float(scores[i] > scores[j]) + 0.5 * float(scores[i] == scores[j])
+                by_hand[g.prompt] = (loss, correct, n + len(g.pairs))
+            return result, by_hand, every_score
+        finally:
+            with torch.no_grad():
+                m.reward_head.weight.copy_(head)
+
+    result, by_hand, every_score = worker.call(run)
+    assert max(every_score) - min(every_score) > 1e-3  # answers scored apart: a misplaced pair would show
+    assert {p: v[2] for p, v in result["by_prompt"].items()} == {"p0": 4, "p1": 3, "p2": 1}
+    for prompt, (loss, correct, n) in by_hand.items():
+        got = result["by_prompt"][prompt]
+        assert got[0] == pytest.approx(loss, abs=1e-4) and got[1] == correct and got[2] == n
+    assert result["pairs"] == 8 and result["correct"] == sum(v[1] for v in by_hand.values())
 
 
 def test_one_base_copy_in_memory(tiny_models):

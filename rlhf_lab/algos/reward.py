@@ -21,7 +21,7 @@ from ..generation.chat import tokenize_scored
 from ..modeling.adapters import REWARD, LabModels
 from ..modeling.trunk import Trunk
 from .rl_math import bradley_terry_loss
-from .stats import length_rule, r_squared, unselected_accuracy, wilson_interval
+from .stats import LOSS_TOLERANCE, length_rule, r_squared, unselected_accuracy, wilson_interval
 
 
 class TrunkCache:
@@ -171,7 +171,7 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
         nonlocal best, best_loss, best_eval, bad_epochs
         result = evaluate(models, held or train, cache)
         history.append(result["by_prompt"])
-        if result["loss"] < best_loss - 1e-4:
+        if result["loss"] < best_loss - LOSS_TOLERANCE:
             best, best_loss, best_eval, bad_epochs = models.snapshot(REWARD), result["loss"], result, 0
         else:
             bad_epochs += 1

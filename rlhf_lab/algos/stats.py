@@ -20,14 +20,20 @@ def wilson_interval(correct: float, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def unselected_accuracy(history: list[dict[str, tuple[float, float, int]]], tolerance: float = 1e-4) -> float | None:
-    """Held-out accuracy where no pair is scored at an evaluation it helped choose.
+LOSS_TOLERANCE = 1e-4
+"""Reward training keeps a later evaluation only when its held-out loss is lower by more than this."""
+
+
+def unselected_accuracy(history: list[dict[str, tuple[float, float, int]]],
+                        tolerance: float = LOSS_TOLERANCE) -> float | None:
+    """Held-out accuracy with each prompt scored at an evaluation it did not choose.
 
     history[e][prompt] = (loss sum, correct, pairs) of one held-out prompt at evaluation e. Reward training
     keeps the evaluation with the lowest held-out loss, so the held-out accuracy there is read on the pairs
     that chose it: a little optimistic. Here each prompt is scored at the evaluation the other prompts' loss
     picks (the same rule: the first whose mean loss is lower by more than `tolerance`), leaving one prompt
-    out at a time. None with fewer than two prompts.
+    out at a time. An estimate of how much that choice flatters, not a clean test: when training stopped was
+    still decided on all the held-out prompts. None with fewer than two prompts.
     """
     prompts = sorted({p for evaluation in history for p in evaluation})
     if len(prompts) < 2:
