@@ -22,6 +22,10 @@ def reward_warnings(summary: dict, prompts: int | None = None, eval_fraction: fl
             advice = f" Rank about {more} more prompts, then train again."
         out.append(f"Held-out accuracy {acc:.0%} (95% interval {ci[0]:.0%}–{ci[1]:.0%}) on {n} pairs cannot be "
                    f"told apart from chance (50%): PPO against this reward model would chase noise.{advice}")
+    if lucky_epoch(summary):
+        out.append(f"Held-out accuracy {acc:.0%} leans on the epoch these pairs chose: scored at the epoch the "
+                   f"other held-out prompts choose, it is {summary[M.EVAL_RM_ACCURACY_LOPO]:.0%}. Trust the "
+                   "lower figure; ranking more prompts steadies both.")
     r2 = summary.get(M.RM_LENGTH_R2)
     if r2 is not None and r2 >= 0.5:
         out.append(f"Answer length alone explains {r2:.0%} of this reward model's scores: it may reward "
@@ -32,6 +36,16 @@ def reward_warnings(summary: dict, prompts: int | None = None, eval_fraction: fl
                    f"lost, it is right only {against:.0%} of the time: it learned answer length more than what "
                    "you ranked for. Rank pairs where length and your taste disagree, then train again.")
     return out
+
+
+def lucky_epoch(summary: dict) -> bool:
+    """Whether the held-out accuracy owes 3 pairs or more, and a tenth of them or more, to the held-out
+    pairs having chosen the epoch kept (eval/reward_accuracy against eval/reward_accuracy_lopo)."""
+    acc, lopo, n = summary.get(M.EVAL_RM_ACCURACY), summary.get(M.EVAL_RM_ACCURACY_LOPO), summary.get("pairs_eval") or 0
+    if acc is None or lopo is None:
+        return False
+    lost = round((acc - lopo) * n * 2) / 2  # in pairs; ties count half
+    return lost >= 3 and lost >= 0.1 * n
 
 
 def _mean(rows: list[dict], key: str) -> float | None:

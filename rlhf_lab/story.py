@@ -6,6 +6,7 @@ UI, the report and tests say the same thing.
 from __future__ import annotations
 
 from . import metrics as M
+from .diagnostics import lucky_epoch
 
 CHANCE = 0.5
 
@@ -60,6 +61,10 @@ def reward_lines(rm: dict | None, judge: str | None = None) -> list[str]:
     whom = "the judge" if judge else "you"
     out = [f"Your reward model agrees with {whom} on {round(acc * n)} of {n} pairs it never saw ({acc:.0%}; "
            f"a coin toss would get {CHANCE:.0%})."]
+    if lucky_epoch(rm):
+        lopo = float(rm[M.EVAL_RM_ACCURACY_LOPO])
+        out.append(f"Part of that was a lucky choice of epoch: scored at the epoch the other held-out prompts "
+                   f"chose, it agrees on {round(lopo * n)} of {n} ({lopo:.0%}).")
     ci = rm.get("eval/accuracy_ci")
     if ci and ci[0] <= CHANCE:
         out.append("With so few held-out pairs that cannot be told apart from a coin toss yet: rank more prompts.")

@@ -20,7 +20,7 @@ ALLOWED = {
     "plots": {"metrics"},
     "diagnostics": {"metrics"},
     "scenarios": {"data"},
-    "story": {"metrics"},
+    "story": {"metrics", "diagnostics"},  # the story and the warnings judge a reward model by one rule
     "report": {"metrics", "plots", "story"},
     "lab": {"algos", "arena", "exports", "modeling", "generation", "data", "runtime", "judges", "metrics",
             "diagnostics", "scenarios", "story", "report"},

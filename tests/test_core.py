@@ -226,6 +226,12 @@ def test_diagnostics_say_what_went_wrong():
     assert len(said) == 1 and "8 held-out pairs where the longer answer lost" in said[0] and "25%" in said[0]
     assert D.reward_warnings({**length_only, "eval/reward_accuracy_against_length": 0.75}) == []
     assert D.reward_warnings({**length_only, "pairs_against_length": 4}) == []  # too few to say
+    lucky = {"eval/reward_accuracy": 0.85, "eval/accuracy_ci": [0.71, 0.93], "pairs_eval": 40,
+             "eval/reward_accuracy_lopo": 0.75}  # 4 pairs fewer when the epoch is not chosen on them
+    said = D.reward_warnings(lucky)
+    assert len(said) == 1 and "85% leans on the epoch" in said[0] and "it is 75%" in said[0]
+    assert D.reward_warnings({**lucky, "eval/reward_accuracy_lopo": 0.76}) == []  # 0.09 apart: a small gap
+    assert D.reward_warnings({**lucky, "pairs_eval": 20}) == []  # 0.1 of 20 pairs is 2 pairs
     hacked = [{"val/response_length": 60, "val/finished_frac": 0.9, "objective/scores": 0.1,
                "objective/gold_scores": 2.0}] * 3 + \
              [{"val/response_length": 20, "val/finished_frac": 0.5, "objective/scores": 1.5,

@@ -29,6 +29,10 @@ def test_reward_lines_agreement_chance_and_length_bias():
                                "reward/length_r2": 0.1}, judge="concise")
     assert "agrees with the judge on 3 of 5" in weak[0] and "coin toss yet" in weak[1] and len(weak) == 2
     assert story.reward_lines(None) == [] and story.reward_lines({"eval/reward_accuracy": None}) == []
+    lucky = story.reward_lines({**rm, "eval/reward_accuracy_lopo": 27 / 40})  # 4 pairs owed to the epoch pick
+    assert lucky[1] == ("Part of that was a lucky choice of epoch: scored at the epoch the other held-out prompts "
+                        "chose, it agrees on 27 of 40 (68%).")
+    assert len(story.reward_lines({**rm, "eval/reward_accuracy_lopo": 29 / 40})) == 2  # 2 pairs: no line
     length_only = story.reward_lines({**rm, "eval/reward_accuracy_against_length": 0.1, "pairs_against_length": 10,
                                       "eval/against_length_ci": [0.02, 0.40]})
     assert length_only[2] == "Where length points the wrong way (10 held-out pairs) it is right on 1: mostly length."
