@@ -101,6 +101,8 @@ def test_scenario_runs_the_whole_loop_and_the_report_tells_it(lab, tiny_scenario
     lines = lab.story()
     assert lines[0].startswith("The judge “longer” ranked answers to 6 prompts")
     assert any(x.startswith("Your reward model agrees with the judge") for x in lines)
+    from rlhf_lab.ui.reward_tab import result_text
+    assert result_text(lab).startswith("**Your reward model agrees with the judge “longer” on ")
     assert any(x.startswith("PPO ") and "nats" in x for x in lines)
     assert lines[-1].startswith("On 3 fresh samples the judge “longer”")
 

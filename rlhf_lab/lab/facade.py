@@ -99,6 +99,10 @@ class Lab:
         active, self.warnings = self.require_session().rankings()
         return active
 
+    def judge(self) -> str | None:
+        """The judge that ranked most of the session on autopilot, or None when people ranked it."""
+        return ppo.session_judge(self)[0]
+
     def pairs(self) -> list[Pair]:
         """The pairs of the rankings and of the demonstrations (each preferred over the answers its card
         showed): what the reward model and DPO learn from, and what `export` writes."""

@@ -21,7 +21,9 @@ def result_text(lab) -> str:
     ci = rm.get("eval/accuracy_ci")
     interval = f" (95% interval {ci[0]:.0%}–{ci[1]:.0%})" if ci else ""
     correct = round(rm["eval/reward_accuracy"] * rm["pairs_eval"])
-    text = (f"**Your reward model agrees with you on {correct} of {rm['pairs_eval']} pairs it never saw: held-out "
+    judge = lab.judge()
+    whom = f"the judge “{judge}”" if judge else "you"
+    text = (f"**Your reward model agrees with {whom} on {correct} of {rm['pairs_eval']} pairs it never saw: held-out "
             f"accuracy {rm['eval/reward_accuracy']:.0%}**{interval}. Chance is 50%. "
             f"({rm['pairs_train']} training pairs"
             + (f"; read at: {rm['readout']}" if rm.get("readout") else "") + ".)")

@@ -105,7 +105,8 @@ def test_whole_loop_in_browser(tmp_path):
             page.locator("#lab-train-rm").click()
             page.locator("#lab-rm-result").filter(has_text="Held-out accuracy").wait_for(timeout=180_000)
             page.locator("#lab-rm-plot .scatterlayer .trace").first.wait_for(timeout=30_000)
-            assert re.search(r"95% interval", page.locator("#lab-rm-result").inner_text())
+            rm_text = page.locator("#lab-rm-result").inner_text()
+            assert re.search(r"95% interval", rm_text) and "agrees with you on" in rm_text  # a person ranked
             shot(page, "reward")
 
             # With a reward model loaded, a save still saves; its agreement column fills in afterwards. That the save
