@@ -87,8 +87,8 @@ def run_scenario(lab, name: str, seed: int = 0) -> Iterator[dict]:
         raise LabError("The reward model was not trained (stopped, or too few pairs); the loop stops here.")
     out["reward_trained"] = bool(summary.get("trained"))  # DPO goes on without it: it is there for the story
     out.update({k: summary.get(k) for k in ("eval/reward_accuracy", "eval/reward_accuracy_lopo", "pairs_eval",
-                                            "reward/length_r2",
-                                                    "eval/reward_accuracy_against_length", "pairs_against_length")})
+                                            "reward/length_r2", "eval/reward_accuracy_against_length",
+                                            "pairs_against_length")})
     lap("reward")
     for row in train(lab, scenario, out, seed):
         yield {"stage": scenario.algorithm, **row}
