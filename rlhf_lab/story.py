@@ -145,10 +145,29 @@ def evaluation_line(result: dict | None) -> str | None:
             f"(95% interval {low:+.2f} to {high:+.2f} over the same prompts).")
 
 
+def evaluation_length_line(result: dict | None) -> str | None:
+    """How the evaluation's policy answers differ in length and finishing from the original model's, when
+    by enough to ask: a tenth longer or shorter, or two answers fewer finishing. DPO and SFT have no rollouts
+    of their own to show it, so for them this is the only place the story can."""
+    if not result or result.get("policy_length") is None or not result.get("reference_length"):
+        return None
+    n, before, after = result["prompts"], result["reference_length"], result["policy_length"]
+    parts = []
+    change = after / before - 1
+    if abs(change) >= 0.1:
+        way = "shorter" if change < 0 else "longer"
+        parts.append(f"its answers are {abs(change):.0%} {way} than the original model's "
+                     f"({before:.0f} → {after:.0f} tokens)")
+    done, done_before = (round(result.get(k, 0.0) * n) for k in ("policy_finished", "reference_finished"))
+    if done_before - done >= 2:
+        parts.append(f"{done} of {n} finish against {done_before} of {n}")
+    return f"In those samples {', and '.join(parts)} — is that what you wanted?" if parts else None
+
+
 def story(counts: dict, rm: dict | None = None, ppo_rows: list[dict] | None = None,
           evaluation: dict | None = None, judge: str | None = None, dpo_rows: list[dict] | None = None,
           ppo_stop: dict | None = None) -> list[str]:
     """Every line that has numbers behind it, in the order of the loop."""
     lines = [rankings_line(counts, judge), *reward_lines(rm, judge), *ppo_lines(ppo_rows or [], ppo_stop),
-             *dpo_lines(dpo_rows or []), evaluation_line(evaluation)]
+             *dpo_lines(dpo_rows or []), evaluation_line(evaluation), evaluation_length_line(evaluation)]
     return [line for line in lines if line]

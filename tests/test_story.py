@@ -135,3 +135,27 @@ def test_dpo_and_evaluation_lines_and_the_whole_story():
     assert "is a loss beyond sampling noise" in story.evaluation_line(
         {**ev, "score_gain": -1.0, "score_gain_ci": [-1.5, -0.5]})
     assert story.evaluation_line({**ev, "score_gain": 1.0, "score_gain_ci": [None, None]}).endswith("nats).")
+
+
+def test_evaluation_says_when_answers_got_longer_or_stopped_finishing():
+    # the mention_you scenario's evaluation (2026-12-06): longer answers, fewer of them finished
+    ev = {"judge": "mentions:you", "prompts": 16, "policy_score": 1.875, "reference_score": 0.6875, "kl": 1.5,
+          "policy_length": 77.4375, "reference_length": 54.3125, "policy_finished": 0.5625,
+          "reference_finished": 0.875}
+    assert story.evaluation_length_line(ev) == (
+        "In those samples its answers are 43% longer than the original model's (54 → 77 tokens), and 9 of 16 "
+        "finish against 14 of 16 — is that what you wanted?")
+    assert story.story({"rankings": 2}, evaluation=ev)[-1] == story.evaluation_length_line(ev)
+    # 40 -> 30 tokens, all finished: shorter only
+    assert story.evaluation_length_line({**ev, "policy_length": 30.0, "reference_length": 40.0,
+                                         "policy_finished": 1.0, "reference_finished": 1.0}) == (
+        "In those samples its answers are 25% shorter than the original model's (40 → 30 tokens) — is that "
+        "what you wanted?")
+    # same length (within a tenth), one answer fewer finished: nothing to ask
+    same = {**ev, "policy_length": 58.0, "reference_length": 54.3125, "policy_finished": 0.8125}
+    assert story.evaluation_length_line(same) is None
+    assert story.evaluation_length_line({**same, "policy_finished": 0.75}) == (
+        "In those samples 12 of 16 finish against 14 of 16 — is that what you wanted?")
+    # an evaluation saved without lengths, or none at all
+    assert story.evaluation_length_line({k: v for k, v in ev.items() if k != "policy_length"}) is None
+    assert story.evaluation_length_line(None) is None

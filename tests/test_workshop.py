@@ -124,6 +124,22 @@ def test_scenario_runs_the_whole_loop_and_the_report_tells_it(lab, tiny_scenario
     assert "Reward model" in text and "Before and after" in text and "concise" in text
 
 
+def test_a_reward_model_cut_short_by_its_time_budget_says_so(lab, tiny_scenario, monkeypatch):
+    # A clock that moves one second per reading: the budget ends training at the same point on every machine.
+    from types import SimpleNamespace
+    from rlhf_lab.algos import reward as R
+    clock = iter(range(1, 10**6))
+    monkeypatch.setattr(R, "time", SimpleNamespace(monotonic=lambda: float(next(clock))))
+    monkeypatch.setattr(scenarios, "SCENARIOS", (dataclasses.replace(tiny_scenario, reward_seconds=3),)
+                        + scenarios.SCENARIOS[1:])
+    summary = list(lab.run_scenario("concise"))[-1]
+    assert summary["reward_stopped"] == "time" and summary["reward_trained"]
+    saved = lab.meta().reward_model
+    assert saved["stopped"] == "time" and 1 <= saved["epochs"] < 8
+    assert any(f"time budget (3 s) after {saved['epochs']} of up to 8 epochs" in w and "slower CPU" in w
+               for w in saved["warnings"]), saved["warnings"]
+
+
 def test_a_dpo_scenario_trains_with_dpo_and_the_story_says_so(lab, monkeypatch):
     small = dataclasses.replace(scenarios.get("cheerful"), judge="longer", n_prompts=6, k=3, max_new_tokens=8,
                                 reward_seconds=30, eval_prompts=3)

@@ -221,6 +221,7 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
     lengths = length_checks(models, train, held, cache) if best is not None else {M.RM_LENGTH_R2: None}
     low, high = (wilson_interval(best_eval["correct"], best_eval["pairs"]) if best_eval else (None, None))
     yield {**base_row, "summary": True, "step": step, "stopped": stopped_by, "trained": best is not None,
+           "epochs": len(history), "epochs_max": cfg.epochs, "max_seconds": cfg.max_seconds,
            M.EVAL_RM_ACCURACY: best_eval["accuracy"] if best_eval else None,
            M.EVAL_RM_LOSS: best_loss if best is not None else None,
            "eval/accuracy_ci": [low, high] if best_eval else None,

@@ -175,7 +175,7 @@ def cmd_train_rm(args) -> None:
                                       "reward/accuracy", "reward/length_r2", "eval/length_rule_accuracy",
                                       "length_rule", "eval/reward_accuracy_against_length", "pairs_against_length",
                                       "pairs_train", "pairs_eval", "readout",
-                                      "seconds", "stopped", "step")})
+                                      "seconds", "stopped", "epochs", "step")})
 
 
 def cmd_ppo(args) -> None:

@@ -24,7 +24,7 @@ SUMMARY_KEYS = (M.EVAL_RM_ACCURACY, "eval/accuracy_ci", M.EVAL_RM_ACCURACY_LOPO,
                 M.EVAL_LENGTH_RULE_ACCURACY, M.EVAL_RM_ACCURACY_AGAINST_LENGTH, "pairs_against_length", "length_rule",
                 "eval/against_length_ci",
                 "pairs_train",
-                "pairs_eval", "readout", "warnings", "seconds", "step")
+                "pairs_eval", "readout", "warnings", "seconds", "step", "stopped", "epochs")
 
 
 def train_reward(lab, cfg: RewardConfig | None = None, inline: bool = True):

@@ -86,6 +86,7 @@ def run_scenario(lab, name: str, seed: int = 0) -> Iterator[dict]:
     if summary.get("stopped") == "stop" or (not summary.get("trained") and scenario.algorithm == "ppo"):
         raise LabError("The reward model was not trained (stopped, or too few pairs); the loop stops here.")
     out["reward_trained"] = bool(summary.get("trained"))  # DPO goes on without it: it is there for the story
+    out["reward_stopped"] = summary.get("stopped")  # "time": the scenario's budget ended it, not early stopping
     out.update({k: summary.get(k) for k in ("eval/reward_accuracy", "eval/reward_accuracy_lopo", "pairs_eval",
                                             "reward/length_r2", "eval/reward_accuracy_against_length",
                                             "pairs_against_length")})
