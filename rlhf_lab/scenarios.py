@@ -39,10 +39,10 @@ class Scenario:
     """Answer cap while ranking: the same as PPO's rollouts (PPOConfig), so that what PPO samples looks like
     what was ranked; DPO keeps up to 192 answer tokens (DPOConfig.max_completion_length), so nothing is cut."""
     reward_seconds: float = 180.0
-    """Time budget of reward-model training, so the loop fits a workshop slot on a slow laptop. On the 2-core
-    AMD EPYC the four scenarios' reward models train in 98-164 s (early stopping or the 8 epochs end them),
-    the same models as `train-rm`; 120 s cut two of them short there. When the budget ends training, the
-    reward model's warnings say so."""
+    """Time budget of reward-model training in `scenario --run`, so the loop fits a workshop slot on a slow
+    laptop. On the 2-core AMD EPYC the four scenarios' reward models train in 98-164 s (early stopping or the
+    8 epochs end them), the same models as `train-rm`; a 120 s budget cut two of them short there. When the
+    budget ends training, the reward model's warnings say so."""
     algorithm: str = "dpo"
     """'dpo' (straight from the pairs; the reward model is still trained, for the story) or 'ppo' (reward model
     + PPO, ppo_steps steps). DPO fits the 10-minute slot on a 2-core CPU; PPO does not (see above)."""

@@ -147,21 +147,28 @@ def evaluation_line(result: dict | None) -> str | None:
 
 def evaluation_length_line(result: dict | None) -> str | None:
     """How the evaluation's policy answers differ in length and finishing from the original model's, when
-    by enough to ask: a tenth longer or shorter, or two answers fewer finishing. DPO and SFT have no rollouts
-    of their own to show it, so for them this is the only place the story can."""
+    by enough to ask: a tenth longer or shorter (as for PPO's rollouts), or fewer finishing by two answers
+    and 15 points or more. DPO and SFT sample nothing while training, so for them this is the only place the
+    story can show length drift."""
     if not result or result.get("policy_length") is None or not result.get("reference_length"):
         return None
     n, before, after = result["prompts"], result["reference_length"], result["policy_length"]
-    parts = []
     change = after / before - 1
-    if abs(change) >= 0.1:
-        way = "shorter" if change < 0 else "longer"
-        parts.append(f"its answers are {abs(change):.0%} {way} than the original model's "
-                     f"({before:.0f} → {after:.0f} tokens)")
+    longer = abs(change) >= 0.1
     done, done_before = (round(result.get(k, 0.0) * n) for k in ("policy_finished", "reference_finished"))
-    if done_before - done >= 2:
-        parts.append(f"{done} of {n} finish against {done_before} of {n}")
-    return f"In those samples {', and '.join(parts)} — is that what you wanted?" if parts else None
+    fewer = done_before - done >= 2 and (done_before - done) / n >= 0.15
+    if not (longer or fewer):
+        return None
+    lead = "In those samples" if result.get("policy_score") is not None else f"On {n} fresh samples"
+    if longer:
+        way = "shorter" if change < 0 else "longer"
+        text = (f"{lead} the new policy's answers are {abs(change):.0%} {way} than the original model's "
+                f"({before:.0f} → {after:.0f} tokens)")
+        if fewer:
+            text += f", and {done} of {n} finish against {done_before} of {n}"
+    else:
+        text = f"{lead} {done} of the new policy's {n} answers finish against {done_before} of the original model's"
+    return f"{text} — is that what you wanted?"
 
 
 def story(counts: dict, rm: dict | None = None, ppo_rows: list[dict] | None = None,

@@ -233,9 +233,10 @@ def test_diagnostics_say_what_went_wrong():
     assert D.reward_warnings({**lucky, "eval/reward_accuracy_lopo": 0.76}) == []  # 0.09 apart: a small gap
     assert D.reward_warnings({**lucky, "pairs_eval": 20}) == []  # 0.1 of 20 pairs is 2 pairs
     timed = {"eval/reward_accuracy": 0.9, "eval/accuracy_ci": [0.78, 0.96], "pairs_eval": 48, "stopped": "time",
-             "epochs": 3, "epochs_max": 8, "max_seconds": 120.0}
+             "epochs": 3, "epochs_max": 8, "max_seconds": 120.0, "step": 20}
     said = D.reward_warnings(timed)
-    assert len(said) == 1 and "time budget (120 s) after 3 of up to 8 epochs" in said[0] and "slower CPU" in said[0]
+    assert len(said) == 1 and "time budget (120 s) in epoch 3 of up to 8, after 20 steps" in said[0]
+    assert "slower CPU" in said[0] and "no --max-seconds" in said[0]
     assert D.reward_warnings({**timed, "stopped": None}) == []  # early stopping or the epochs ended it
     assert D.reward_warnings({**timed, "stopped": "stop"}) == []  # the person's Stop says so itself
     hacked = [{"val/response_length": 60, "val/finished_frac": 0.9, "objective/scores": 0.1,

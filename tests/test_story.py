@@ -143,19 +143,31 @@ def test_evaluation_says_when_answers_got_longer_or_stopped_finishing():
           "policy_length": 77.4375, "reference_length": 54.3125, "policy_finished": 0.5625,
           "reference_finished": 0.875}
     assert story.evaluation_length_line(ev) == (
-        "In those samples its answers are 43% longer than the original model's (54 → 77 tokens), and 9 of 16 "
-        "finish against 14 of 16 — is that what you wanted?")
-    assert story.story({"rankings": 2}, evaluation=ev)[-1] == story.evaluation_length_line(ev)
+        "In those samples the new policy's answers are 43% longer than the original model's (54 → 77 tokens), "
+        "and 9 of 16 finish against 14 of 16 — is that what you wanted?")
+    assert story.story({"rankings": 2}, evaluation=ev)[-2:] == [story.evaluation_line(ev),
+                                                                 story.evaluation_length_line(ev)]
     # 40 -> 30 tokens, all finished: shorter only
     assert story.evaluation_length_line({**ev, "policy_length": 30.0, "reference_length": 40.0,
                                          "policy_finished": 1.0, "reference_finished": 1.0}) == (
-        "In those samples its answers are 25% shorter than the original model's (40 → 30 tokens) — is that "
-        "what you wanted?")
-    # same length (within a tenth), one answer fewer finished: nothing to ask
-    same = {**ev, "policy_length": 58.0, "reference_length": 54.3125, "policy_finished": 0.8125}
+        "In those samples the new policy's answers are 25% shorter than the original model's (40 → 30 tokens) "
+        "— is that what you wanted?")
+    # within a tenth of the length; 13 of 16 finished against 15 (the cheerful scenario's): 2 answers but
+    # 12.5 points, within what 16 samples vary by, so nothing to ask
+    same = {**ev, "policy_length": 58.0, "reference_length": 54.3125, "policy_finished": 0.8125,
+            "reference_finished": 0.9375}
     assert story.evaluation_length_line(same) is None
-    assert story.evaluation_length_line({**same, "policy_finished": 0.75}) == (
-        "In those samples 12 of 16 finish against 14 of 16 — is that what you wanted?")
+    assert story.evaluation_length_line({**same, "policy_finished": 0.75}) == (  # 3 answers, 18.75 points
+        "In those samples 12 of the new policy's 16 answers finish against 15 of the original model's — is that "
+        "what you wanted?")
+    # 2 of 4 against 4 of 4: 50 points, 2 answers; 18 of 20 against 20: 2 answers, 10 points
+    assert story.evaluation_length_line({**same, "prompts": 4, "policy_finished": 0.5, "reference_finished": 1.0})
+    assert story.evaluation_length_line({**same, "prompts": 20, "policy_finished": 0.9,
+                                         "reference_finished": 1.0}) is None
+    # samples without a judge (report --samples): the line stands on its own
+    unjudged = {**ev, "policy_score": None, "reference_score": None}
+    assert story.evaluation_line(unjudged) is None
+    assert story.evaluation_length_line(unjudged).startswith("On 16 fresh samples the new policy's answers are 43% ")
     # an evaluation saved without lengths, or none at all
     assert story.evaluation_length_line({k: v for k, v in ev.items() if k != "policy_length"}) is None
     assert story.evaluation_length_line(None) is None

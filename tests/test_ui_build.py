@@ -86,6 +86,18 @@ def test_job_view_shows_the_phase_inside_a_step_and_an_empty_bar_at_zero(tmp_pat
     assert "appearance: none" in CSS and "::-webkit-progress-value" in CSS
 
 
+def test_job_view_says_a_reward_model_stopped_at_its_time_budget(tmp_path):
+    from rlhf_lab.ui.common import job_view
+
+    lab = Lab(tmp_path)
+    job = lab.jobs.acquire("train reward model")
+    job.result = {"summary": True, "stopped": "time", "trained": True}
+    lab.jobs.release(job)
+    html, running = job_view(lab, ("train reward model",))
+    assert not running and "stopped at its time budget; the best epoch so far was kept" in html
+    assert "finished" not in html
+
+
 def test_plots_have_integer_step_ticks_axis_titles_and_plain_numbers():
     import pandas as pd
 

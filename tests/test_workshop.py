@@ -104,7 +104,7 @@ def test_scenario_runs_the_whole_loop_and_the_report_tells_it(lab, tiny_scenario
     from rlhf_lab.ui.reward_tab import result_text
     assert result_text(lab).startswith("**Your reward model agrees with the judge “longer” on ")
     assert any(x.startswith("PPO ") and "nats" in x for x in lines)
-    assert lines[-1].startswith("On 3 fresh samples the judge “longer”")
+    assert any(x.startswith("On 3 fresh samples the judge “longer”") for x in lines[-2:])
 
     # An answer that is HTML must arrive as text: the latest evaluation holds one.
     bad = "<script>window.__xss=1</script><img src=x onerror=alert(1)>"
@@ -136,7 +136,7 @@ def test_a_reward_model_cut_short_by_its_time_budget_says_so(lab, tiny_scenario,
     assert summary["reward_stopped"] == "time" and summary["reward_trained"]
     saved = lab.meta().reward_model
     assert saved["stopped"] == "time" and 1 <= saved["epochs"] < 8
-    assert any(f"time budget (3 s) after {saved['epochs']} of up to 8 epochs" in w and "slower CPU" in w
+    assert any(f"time budget (3 s) in epoch {saved['epochs']} of up to 8, after {saved['step']} steps" in w
                for w in saved["warnings"]), saved["warnings"]
 
 

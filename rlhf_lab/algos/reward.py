@@ -179,11 +179,12 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
                 M.EVAL_RM_LOSS: result["loss"], "eval/reward_margin": result["margin"],
                 "time/elapsed_s": time.monotonic() - started}
 
+    epochs_run = 0  # epochs with at least one step (the last may be partial)
     try:
         for epoch in range(cfg.epochs):
             order = train[:]
             rng.shuffle(order)
-            epoch_acc = []
+            accs = []
             for start in range(0, len(order), cfg.batch_rankings):
                 if stop_event is not None and stop_event.is_set():
                     stopped_by = "stop"
@@ -203,14 +204,18 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 step += 1
-                epoch_acc.append(stats["accuracy"].item())
+                accs.append(stats["accuracy"].item())
                 elapsed = time.monotonic() - started
+                eta = elapsed / step * (total_steps - step)
+                if cfg.max_seconds is not None:
+                    eta = min(eta, max(0.0, cfg.max_seconds - elapsed))
                 yield {**base_row, "step": step, "epoch": epoch, M.RM_LOSS: loss.item(),
                        M.RM_ACCURACY: stats["accuracy"].item(), M.RM_MARGIN: stats["margin"].item(),
-                       "time/step_s": time.monotonic() - t0, "progress": step / total_steps,
-                       "eta_s": elapsed / step * (total_steps - step)}
-            if stopped_by == "stop":
-                break
+                       "time/step_s": time.monotonic() - t0, "progress": step / total_steps, "eta_s": eta}
+            if accs:
+                epoch_acc, epochs_run = accs, epoch + 1
+            if stopped_by == "stop" or not accs:  # a Stop, or the budget ran out before this epoch's first step:
+                break                              # nothing new to evaluate
             yield eval_row(epoch)
             if stopped_by or bad_epochs >= cfg.patience:
                 break
@@ -221,7 +226,7 @@ def train_reward_model(models: LabModels, pairs: list[Pair], cfg: RewardConfig,
     lengths = length_checks(models, train, held, cache) if best is not None else {M.RM_LENGTH_R2: None}
     low, high = (wilson_interval(best_eval["correct"], best_eval["pairs"]) if best_eval else (None, None))
     yield {**base_row, "summary": True, "step": step, "stopped": stopped_by, "trained": best is not None,
-           "epochs": len(history), "epochs_max": cfg.epochs, "max_seconds": cfg.max_seconds,
+           "epochs": epochs_run, "epochs_max": cfg.epochs, "max_seconds": cfg.max_seconds,
            M.EVAL_RM_ACCURACY: best_eval["accuracy"] if best_eval else None,
            M.EVAL_RM_LOSS: best_loss if best is not None else None,
            "eval/accuracy_ci": [low, high] if best_eval else None,

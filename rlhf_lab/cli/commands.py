@@ -234,6 +234,9 @@ def cmd_scenario(args) -> None:
         elif stage == "autopilot" and "index" in row:
             print(f"autopilot {row['index'] + 1}: {row['prompt'][:60]} -> {row['ranking']}", file=sys.stderr,
                   flush=True)
+        elif stage == "reward" and row.get("summary"):
+            for warning in row.get("warnings") or []:
+                print(f"warning: reward model: {warning}", file=sys.stderr, flush=True)
         elif "eval/reward_accuracy" in row and not row.get("summary"):
             print(f"reward model epoch {row['epoch'] + 1}: held-out accuracy {row['eval/reward_accuracy']:.3f}",
                   file=sys.stderr, flush=True)
