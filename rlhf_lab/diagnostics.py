@@ -27,11 +27,14 @@ def reward_warnings(summary: dict, prompts: int | None = None, eval_fraction: fl
                    f"other held-out prompts choose, it is {summary[M.EVAL_RM_ACCURACY_LOPO]:.0%}. Trust the "
                    "lower figure; ranking more prompts steadies both.")
     if summary.get("stopped") == "time":
-        out.append(f"Training stopped at its time budget ({summary.get('max_seconds') or 0:g} s) in epoch "
-                   f"{summary.get('epochs', 0)} of up to {summary.get('epochs_max', '?')}, after "
-                   f"{summary.get('step', 0)} steps: the same budget trains less on a slower CPU. Without a budget "
-                   "(0 in the Reward tab, no --max-seconds on the CLI) it stops by epochs and held-out loss only, "
-                   "and every machine trains the same model.")
+        steps = summary.get("step") or 0
+        done = (f"after {steps} step{'' if steps == 1 else 's'}, with {summary.get('epochs', 0)} of up to "
+                f"{summary.get('epochs_max', '?')} epochs begun" if steps else "before its first step: nothing was "
+                "trained or saved")
+        out.append(f"Training stopped at its time budget ({summary.get('max_seconds') or 0:g} s) {done}. The same "
+                   "budget trains less on a slower CPU; without one (0 in the Reward tab, `train-rm` without "
+                   "--max-seconds) training stops by epochs and held-out loss only, and every machine trains the "
+                   "same model.")
     r2 = summary.get(M.RM_LENGTH_R2)
     if r2 is not None and r2 >= 0.5:
         out.append(f"Answer length alone explains {r2:.0%} of this reward model's scores: it may reward "

@@ -235,8 +235,13 @@ def test_diagnostics_say_what_went_wrong():
     timed = {"eval/reward_accuracy": 0.9, "eval/accuracy_ci": [0.78, 0.96], "pairs_eval": 48, "stopped": "time",
              "epochs": 3, "epochs_max": 8, "max_seconds": 120.0, "step": 20}
     said = D.reward_warnings(timed)
-    assert len(said) == 1 and "time budget (120 s) in epoch 3 of up to 8, after 20 steps" in said[0]
-    assert "slower CPU" in said[0] and "no --max-seconds" in said[0]
+    assert len(said) == 1 and "time budget (120 s) after 20 steps, with 3 of up to 8 epochs begun." in said[0]
+    assert "slower CPU" in said[0] and "`train-rm` without --max-seconds" in said[0]
+    assert "after 1 step, with 1 of" in D.reward_warnings({**timed, "step": 1, "epochs": 1})[0]
+    untrained = {"stopped": "time", "step": 0, "epochs": 0, "epochs_max": 8, "max_seconds": 1e-06,
+                 "eval/reward_accuracy": None, "eval/accuracy_ci": None, "pairs_eval": 3}
+    assert D.reward_warnings(untrained)[0].startswith("Training stopped at its time budget (1e-06 s) before its "
+                                                      "first step: nothing was trained or saved.")
     assert D.reward_warnings({**timed, "stopped": None}) == []  # early stopping or the epochs ended it
     assert D.reward_warnings({**timed, "stopped": "stop"}) == []  # the person's Stop says so itself
     hacked = [{"val/response_length": 60, "val/finished_frac": 0.9, "objective/scores": 0.1,

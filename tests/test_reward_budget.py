@@ -43,3 +43,16 @@ def test_the_time_left_caps_the_eta(tiny_models, monkeypatch):
     assert eta[1] == 22.0  # 30 - 8 s left, not 4 s a step x 6 steps
     assert eta[2] == 17.0  # 30 - 13, not 13/3 s a step x 5 steps
     assert all(e <= 30 for e in eta)
+
+
+def test_a_budget_spent_before_the_first_step_trains_and_evaluates_nothing(tiny_models, monkeypatch):
+    from rlhf_lab.diagnostics import reward_warnings
+
+    fake_clock(monkeypatch)
+    rows = train(tiny_models, RewardConfig(epochs=8, max_seconds=0.5, eval_fraction=0.25, batch_rankings=4))
+    assert len(rows) == 1  # no step, no evaluation: only the summary
+    summary = rows[0]
+    assert summary["stopped"] == "time" and not summary["trained"] and summary["step"] == 0
+    assert summary["epochs"] == 0 and summary[M.EVAL_RM_ACCURACY] is None
+    assert reward_warnings(summary)[0].startswith("Training stopped at its time budget (0.5 s) before its first "
+                                                  "step: nothing was trained or saved.")

@@ -96,6 +96,11 @@ def test_job_view_says_a_reward_model_stopped_at_its_time_budget(tmp_path):
     html, running = job_view(lab, ("train reward model",))
     assert not running and "stopped at its time budget; the best epoch so far was kept" in html
     assert "finished" not in html
+    job = lab.jobs.acquire("train reward model")
+    job.result = {"summary": True, "stopped": "time", "trained": False}
+    lab.jobs.release(job)
+    html, _ = job_view(lab, ("train reward model",))
+    assert "before its first evaluation, so nothing was saved" in html and "kept" not in html
 
 
 def test_plots_have_integer_step_ticks_axis_titles_and_plain_numbers():

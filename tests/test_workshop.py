@@ -136,7 +136,8 @@ def test_a_reward_model_cut_short_by_its_time_budget_says_so(lab, tiny_scenario,
     assert summary["reward_stopped"] == "time" and summary["reward_trained"]
     saved = lab.meta().reward_model
     assert saved["stopped"] == "time" and 1 <= saved["epochs"] < 8
-    assert any(f"time budget (3 s) in epoch {saved['epochs']} of up to 8, after {saved['step']} steps" in w
+    steps = f"{saved['step']} step" + ("" if saved["step"] == 1 else "s")
+    assert any(f"time budget (3 s) after {steps}, with {saved['epochs']} of up to 8 epochs begun" in w
                for w in saved["warnings"]), saved["warnings"]
 
 

@@ -57,8 +57,9 @@ def job_view(lab, names: tuple[str, ...]) -> tuple[str, bool]:
     if result.get("message"):  # a job that ended on its own terms says why (PPO at its KL limit)
         return progress_html(f"{job.name} {result['message']}", None, False), False
     if result.get("stopped") == "time":  # only reward training has a time budget
-        return progress_html(f"{job.name} stopped at its time budget; the best epoch so far was kept (see the "
-                             "warnings)", None, False), False
+        kept = ("the best epoch so far was kept" if result.get("trained")
+                else "before its first evaluation, so nothing was saved")
+        return progress_html(f"{job.name} stopped at its time budget; {kept} (see the warnings)", None, False), False
     if result.get("stopped") == "stop" or result.get("stopped") is True:
         return progress_html(f"{job.name} stopped; the last good state was kept", None, False), False
     return progress_html(f"{job.name} finished", 1.0, False), False
