@@ -1,4 +1,4 @@
-"""Shared bits for the benchmark scripts: machine description and peak RSS."""
+"""Shared bits for the benchmark scripts: machine description, peak RSS, a session's lab and shared trunks."""
 from __future__ import annotations
 
 import os
@@ -35,3 +35,20 @@ def peak_rss_mb() -> float:
 
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
+
+
+def open_session_lab(session: str):
+    """A Lab with SESSIONS_DIR/NAME open, its own model loaded."""
+    from rlhf_lab.lab import Lab
+
+    path = Path(session)
+    lab = Lab(path.parent)
+    lab.open_session(path.name)
+    return lab
+
+
+def share_trunks(reward_module) -> None:
+    """Make every reward-training run in this process reuse one TrunkCache per (first adapted layer, length):
+    the frozen layers' output for the same answers does not change between runs."""
+    caches, cls = {}, reward_module.TrunkCache
+    reward_module.TrunkCache = lambda models, length: caches.setdefault((models.cut, length), cls(models, length))

@@ -12,9 +12,8 @@ import argparse
 import json
 import random
 import time
-from pathlib import Path
 
-from common import machine
+from common import machine, open_session_lab, share_trunks
 
 
 def main() -> None:
@@ -28,12 +27,9 @@ def main() -> None:
     from rlhf_lab.algos import reward as R
     from rlhf_lab.config import RewardConfig
     from rlhf_lab.data.pairs import prompt_key, session_pairs
-    from rlhf_lab.lab import Lab
     from rlhf_lab.runtime import model_thread
 
-    path = Path(args.session)
-    lab = Lab(path.parent)
-    lab.open_session(path.name)  # loads the session's own model
+    lab = open_session_lab(args.session)
     if args.judge:
         judge = J.get_judge(args.judge)
         pairs = session_pairs([{**rec, "verdict": "ranked", "ranking": J.rank(judge, rec["prompt"], rec["completions"])[0]}
@@ -44,8 +40,7 @@ def main() -> None:
     random.Random(0).shuffle(prompts)
     fold_of = {p: i % args.folds for i, p in enumerate(prompts)}
     cfg = RewardConfig()
-    one_cache = {}
-    R.TrunkCache = lambda models, length, cls=R.TrunkCache: one_cache.setdefault(models.cut, cls(models, length))
+    share_trunks(R)  # each answer's trunk once for all folds
 
     def run_folds():
         totals = {"correct": 0.0, "pairs": 0, "rule": 0.0, "against_correct": 0.0, "against": 0, "folds": []}

@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
-from common import machine
+from common import machine, open_session_lab, share_trunks
 
 
 def parse_setting(text: str) -> dict:
@@ -36,15 +35,11 @@ def main() -> None:
     from rlhf_lab import metrics as M
     from rlhf_lab.algos import reward as R
     from rlhf_lab.config import RewardConfig
-    from rlhf_lab.lab import Lab
     from rlhf_lab.runtime import model_thread
 
-    path = Path(args.session)
-    lab = Lab(path.parent)
-    lab.open_session(path.name)
+    lab = open_session_lab(args.session)
     pairs = lab.pairs()
-    caches = {}
-    R.TrunkCache = lambda models, length, cls=R.TrunkCache: caches.setdefault((models.cut, length), cls(models, length))
+    share_trunks(R)
 
     for text in args.settings or [""]:
         cfg = RewardConfig(**parse_setting(text))

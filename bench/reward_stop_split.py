@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
-from common import machine
+from common import machine, open_session_lab
 
 
 def main() -> None:
@@ -28,12 +27,9 @@ def main() -> None:
     from rlhf_lab.algos import reward as R
     from rlhf_lab.algos.stats import LOSS_TOLERANCE
     from rlhf_lab.config import RewardConfig
-    from rlhf_lab.lab import Lab
     from rlhf_lab.runtime import model_thread
 
-    path = Path(args.session)
-    lab = Lab(path.parent)
-    lab.open_session(path.name)
+    lab = open_session_lab(args.session)
     pairs = lab.pairs()
     cfg = RewardConfig(**({"readout": args.readout} if args.readout else {}))
     split, evaluate, held, log = R.split_by_prompt, R.evaluate, [], []

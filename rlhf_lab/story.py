@@ -81,12 +81,19 @@ def reward_lines(rm: dict | None, judge: str | None = None) -> list[str]:
     return out
 
 
-def length_line(before: float, after: float) -> str:
+def length_change(before: float, after: float) -> str | None:
+    """"43% longer" or "25% shorter" when the mean answer length moved by a tenth or more, else None."""
     change = after / before - 1 if before else 0.0
     if abs(change) < 0.1:
+        return None
+    return f"{abs(change):.0%} {'shorter' if change < 0 else 'longer'}"
+
+
+def length_line(before: float, after: float) -> str:
+    change = length_change(before, after)
+    if change is None:
         return f"Answer length stayed about the same ({before:.0f} → {after:.0f} tokens)."
-    way = "shorter" if change < 0 else "longer"
-    return f"Answers got {abs(change):.0%} {way} ({before:.0f} → {after:.0f} tokens) — is that what you wanted?"
+    return f"Answers got {change} ({before:.0f} → {after:.0f} tokens) — is that what you wanted?"
 
 
 def ppo_lines(rows: list[dict], stop: dict | None = None) -> list[str]:
@@ -153,16 +160,14 @@ def evaluation_length_line(result: dict | None) -> str | None:
     if not result or result.get("policy_length") is None or not result.get("reference_length"):
         return None
     n, before, after = result["prompts"], result["reference_length"], result["policy_length"]
-    change = after / before - 1
-    longer = abs(change) >= 0.1
+    change = length_change(before, after)
     done, done_before = (round(result.get(k, 0.0) * n) for k in ("policy_finished", "reference_finished"))
     fewer = done_before - done >= 2 and (done_before - done) / n >= 0.15
-    if not (longer or fewer):
+    if not (change or fewer):
         return None
     lead = "In those samples" if result.get("policy_score") is not None else f"On {n} fresh samples"
-    if longer:
-        way = "shorter" if change < 0 else "longer"
-        text = (f"{lead} the new policy's answers are {abs(change):.0%} {way} than the original model's "
+    if change:
+        text = (f"{lead} the new policy's answers are {change} than the original model's "
                 f"({before:.0f} → {after:.0f} tokens)")
         if fewer:
             text += f", and {done} of {n} finish against {done_before} of {n}"

@@ -71,8 +71,8 @@ def _rows(lab, session: Session, pairs: list[Pair], cfg: RewardConfig) -> Iterat
                                                   **{k: row.get(k) for k in SUMMARY_KEYS}})
                 lab.score_cache.clear()
                 saved = True
-            elif row.get("summary"):  # nothing kept: only a budget that ran out first has something to say
-                row["warnings"] = reward_warnings(row) if row.get("stopped") == "time" else []
+            elif row.get("summary"):  # nothing kept: of the warnings, only a spent time budget can apply
+                row["warnings"] = reward_warnings(row)
             else:
                 session.log_metrics([{k: v for k, v in row.items() if k not in ("progress", "eta_s")}])
             yield row
